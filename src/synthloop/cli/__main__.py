@@ -1,0 +1,5 @@
+import sys
+
+from synthloop.cli import main
+
+sys.exit(main())

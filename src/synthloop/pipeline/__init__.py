@@ -1,0 +1,7 @@
+"""Stages and the run context. A stage takes an iterator of records and yields the ones it keeps;
+the ones it rejects go to `ctx.reject`, with the stage's name and a reason, and are counted."""
+
+from synthloop.pipeline.context import RunContext, StageStats
+from synthloop.pipeline.stage import Filter, Stage, VerifierStage, run_stages
+
+__all__ = ["Filter", "RunContext", "Stage", "StageStats", "VerifierStage", "run_stages"]

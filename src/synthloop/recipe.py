@@ -1,0 +1,182 @@
+"""The recipe: what the student must learn, which teacher writes it, how it is checked and curated.
+
+Typed and validated before any work starts. An unknown key, a wrong type or a missing field is a
+`RecipeError` whose one line names the key path and what is expected. The same model backs the
+Python API (`synthloop.run(Recipe(...))`) and the CLI (`synthloop run recipe.toml`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synthloop.errors import RecipeError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PlanConfig(Section):
+    """The cells: topic x skill x persona x difficulty, each producing `per_cell` records per task."""
+
+    topics: list[str] = Field(min_length=1)
+    skills: list[str] = ["explain-and-apply"]
+    personas: list[str] = ["a student who knows basic Python"]
+    difficulties: list[str] = ["easy"]
+    tasks: list[Literal["textbook", "instruction", "safety"]] = ["textbook"]
+    per_cell: int = Field(1, ge=1)
+    #: Upper bound on planned records; when the product of the axes is larger, a seeded sample
+    #: of cells is taken, spread over topics first.
+    max_records: int | None = Field(None, ge=1)
+
+
+class BackendConfig(Section):
+    backend: Literal["local", "openai_compat", "fake"] = "local"
+    #: local: "smollm2-135m" (embedded), a .gguf file or an HF model directory.
+    #: openai_compat: the server's model name.
+    model: str = "smollm2-135m"
+    base_url: str | None = None
+    #: Name of the environment variable holding the API key. The key itself never enters a recipe.
+    api_key_env: str | None = None
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(384, ge=1)
+    concurrency: int = Field(8, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    max_retries: int = Field(4, ge=0)
+    #: How often unusable (unparseable) output is asked again before the record is rejected.
+    max_parse_retries: int = Field(2, ge=0)
+    timeout_s: float = Field(120.0, gt=0)
+    requests_per_minute: float | None = Field(None, gt=0)
+    price_prompt_per_1m: float = Field(0.0, ge=0)
+    price_completion_per_1m: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> "BackendConfig":
+        if self.backend == "openai_compat" and not self.base_url:
+            raise ValueError("backend 'openai_compat' needs base_url (e.g. 'http://127.0.0.1:8000/v1')")
+        return self
+
+
+class JudgeConfig(Section):
+    enabled: bool = True
+    rubric: str = "textbook"  # a built-in rubric name or a path to a rubric file
+    min_score: float = Field(3.0, ge=0)
+    #: None: the teacher judges its own output (sampling at temperature 0).
+    backend: BackendConfig | None = None
+
+
+class VerifyConfig(Section):
+    code: bool = True
+    timeout_s: float = Field(5.0, gt=0)
+    memory_mb: int = Field(512, ge=32)
+    min_explanation_chars: int = Field(80, ge=0)
+
+
+class CurateConfig(Section):
+    """Curation stages run after verification. The full suite is configured here too."""
+
+    model_config = ConfigDict(extra="allow")
+    exact_dedup: bool = True
+
+
+class BudgetConfig(Section):
+    max_cost_usd: float | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=1)
+
+
+class OutputConfig(Section):
+    runs_dir: str = "runs"
+    shard_size: int = Field(8, ge=1)  # records per committed chunk (the unit of resume)
+
+
+class Recipe(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    seed: int = 0
+    plan: PlanConfig
+    teacher: BackendConfig = BackendConfig()
+    judge: JudgeConfig = JudgeConfig()
+    verify: VerifyConfig = VerifyConfig()
+    curate: CurateConfig = CurateConfig()
+    budget: BudgetConfig = BudgetConfig()
+    output: OutputConfig = OutputConfig()
+    #: Sections owned by later features (grounding, collapse, student); validated by their owners.
+    grounding: dict[str, Any] | None = None
+    collapse: dict[str, Any] | None = None
+    student: dict[str, Any] | None = None
+
+    @property
+    def judge_backend(self) -> BackendConfig:
+        if self.judge.backend is not None:
+            return self.judge.backend
+        return self.teacher.model_copy(update={"temperature": 0.0, "max_tokens": 96})
+
+    def run_dir(self, base: Path | None = None) -> Path:
+        return (base or Path(self.output.runs_dir)) / self.name
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The resolved recipe, for the run directory. Holds no secret: only the env var's name."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a TOML recipe. Raises `RecipeError` with one line per the first problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"recipe file not found: {p} (pass the path to a .toml recipe, e.g. examples/python-textbook.toml)")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{p}: not valid TOML: {e} (fix the syntax at that line)") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    return recipe_from_dict(data, source=str(p))
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise RecipeError(f"{source}: {describe_validation_error(e)}") from None
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """The first problem as one line: `teacher.temperature: expected a number <= 2, got 5`."""
+    err = e.errors()[0]
+    path = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key '{path}' (remove it or check its spelling; see docs/recipe.md)"
+    if kind == "missing":
+        return f"missing required key '{path}' (add it; see docs/recipe.md)"
+    got = err.get("input")
+    got_s = repr(got) if not isinstance(got, dict) else "a table"
+    msg = err["msg"].replace("Value error, ", "")
+    return f"'{path}': {msg}, got {got_s}"
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+__all__ = [
+    "BackendConfig",
+    "BudgetConfig",
+    "CurateConfig",
+    "JudgeConfig",
+    "OutputConfig",
+    "PlanConfig",
+    "Recipe",
+    "VerifyConfig",
+    "load_recipe",
+    "recipe_from_dict",
+]
