@@ -13,7 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from synthloop.collapse.config import CollapseConfig
+from synthloop.curation.config import CurateConfig
 from synthloop.errors import RecipeError
+from synthloop.grounding.config import GroundingConfig
 
 
 class Section(BaseModel):
@@ -77,13 +80,6 @@ class VerifyConfig(Section):
     min_explanation_chars: int = Field(80, ge=0)
 
 
-class CurateConfig(Section):
-    """Curation stages run after verification. The full suite is configured here too."""
-
-    model_config = ConfigDict(extra="allow")
-    exact_dedup: bool = True
-
-
 class BudgetConfig(Section):
     max_cost_usd: float | None = Field(None, ge=0)
     max_tokens: int | None = Field(None, ge=1)
@@ -105,10 +101,9 @@ class Recipe(Section):
     curate: CurateConfig = CurateConfig()
     budget: BudgetConfig = BudgetConfig()
     output: OutputConfig = OutputConfig()
-    #: Sections owned by later features (grounding, collapse, student); validated by their owners.
-    grounding: dict[str, Any] | None = None
-    collapse: dict[str, Any] | None = None
-    student: dict[str, Any] | None = None
+    #: Sections owned by their packages (grounding/, collapse/), validated like the rest.
+    grounding: GroundingConfig | None = None
+    collapse: CollapseConfig | None = None
 
     @property
     def judge_backend(self) -> BackendConfig:
