@@ -30,7 +30,7 @@ class PlanConfig(Section):
     skills: list[str] = ["explain-and-apply"]
     personas: list[str] = ["a student who knows basic Python"]
     difficulties: list[str] = ["easy"]
-    tasks: list[Literal["textbook", "instruction", "safety"]] = ["textbook"]
+    tasks: list[Literal["textbook", "instruction"]] = ["textbook"]
     per_cell: int = Field(1, ge=1)
     #: Upper bound on planned records; when the product of the axes is larger, a seeded sample
     #: of cells is taken, spread over topics first.

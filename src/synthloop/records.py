@@ -99,7 +99,7 @@ class Record:
     @property
     def content_hash(self) -> str:
         """`v1:` + xxh3-128 of the canonical JSON of the content fields."""
-        return f"{HASH_VERSION}:{xxhash.xxh3_128_hexdigest(canonical_json(self.content()))}"
+        return f"{HASH_VERSION}:{xxhash.xxh3_128_hexdigest(canonical_json(self.content()).encode())}"
 
     def main_text(self) -> str:
         """The text curation looks at: every content field, joined."""

@@ -1,0 +1,264 @@
+"""The local engine: runs a recipe's stages in this process, chunk by chunk, and commits each chunk
+to the run directory before it starts the next. An engine decides where stages run, never what
+they do.
+
+Per chunk: generate -> verify (ground truth) -> judge (rubric) -> curate -> commit shards ->
+mark the chunk done in the manifest. Killing the process at any point and running again redoes
+at most the chunk in flight, with every answered request served from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthloop.backends import make_backend
+from synthloop.backends.cache import RequestCache
+from synthloop.backends.client import Budget, Client
+from synthloop.curation import build_curation_stages
+from synthloop.engines.aio import LoopThread
+from synthloop.engines.generate import generate_chunk
+from synthloop.errors import BudgetExceeded
+from synthloop.pipeline import RunContext, Stage, VerifierStage, run_stages
+from synthloop.pipeline.plan import plan
+from synthloop.recipe import BackendConfig, Recipe
+from synthloop.records import Record
+from synthloop.storage import RunDir, read_records, write_shard
+
+log = logging.getLogger("synthloop")
+
+#: Called after each committed chunk with (accepted so far, rejected so far, planned).
+ProgressFn = Callable[[int, int, int], None]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    planned: int
+    accepted: int
+    rejected: int
+    finished: bool
+    stopped_reason: str = ""
+    requests_sent: int = 0
+    requests_reused: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    runs_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+    backend: Any = None,
+) -> RunResult:
+    """Run (or resume) a recipe. `backend` overrides the teacher backend (tests, --dry-run)."""
+    records = plan(recipe)
+    if backend is not None or "fake" in (recipe.teacher.backend, recipe.judge_backend.backend):
+        _register_fake_answers()
+    rd = RunDir(recipe.run_dir(runs_dir))
+    manifest = rd.start(recipe, planned=len(records))
+    done_chunks = set(manifest["completed_chunks"])
+    chunks = list(_chunks(records, recipe.output.shard_size))
+
+    cache = RequestCache(rd.cache_path)
+    spent = manifest.get("spent", {})
+    budget = Budget(
+        recipe.budget.max_cost_usd,
+        recipe.budget.max_tokens,
+        spent_cost_usd=float(spent.get("cost_usd", 0.0)),
+        spent_tokens=int(spent.get("tokens", 0)),
+    )
+    teacher_backend = backend or make_backend(recipe.teacher)
+    teacher = _client(teacher_backend, recipe.teacher, cache, budget)
+    judge_cfg = recipe.judge_backend
+    judge_backend = teacher_backend if recipe.judge.backend is None else make_backend(judge_cfg)
+    judge_client = _client(judge_backend, judge_cfg, cache, budget)
+
+    io = LoopThread()
+    ctx = RunContext(round=0, run_dir=rd.path)
+    stages = _verify_stages(recipe, judge_client, judge_cfg, io) + build_curation_stages(recipe.curate)
+    _seed_stages(stages, rd, done_chunks, chunks)
+
+    stopped = ""
+    try:
+        for index, chunk in enumerate(chunks):
+            if index in done_chunks:
+                continue
+            accepted, rejected = _process_chunk(chunk, recipe, teacher, stages, ctx, io)
+            _commit(rd, manifest, index, accepted, rejected, budget)
+            if progress:
+                progress(*_counts(manifest))
+    except BudgetExceeded as e:
+        stopped = str(e)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        raise
+    finally:
+        manifest["finished"] = len(manifest["completed_chunks"]) == len(chunks)
+        manifest["stopped_reason"] = stopped
+        manifest.setdefault("requests", {"sent": 0, "reused": 0})
+        manifest["requests"]["sent"] += teacher.usage.requests + (judge_client.usage.requests if judge_client is not teacher else 0)
+        manifest["requests"]["reused"] += teacher.usage.cached_requests + (
+            judge_client.usage.cached_requests if judge_client is not teacher else 0
+        )
+        manifest["last_session"] = {
+            "sent": teacher.usage.requests + judge_client.usage.requests,
+            "reused": teacher.usage.cached_requests + judge_client.usage.cached_requests,
+        }
+        rd.write_manifest(manifest)
+        io.run(_close(teacher, judge_client))
+        io.close()
+        cache.close()
+        from synthloop.reports.publish import publish
+
+        publish(rd)
+
+    acc, rej, planned = _counts(manifest)
+    return RunResult(
+        run_dir=rd.path,
+        planned=planned,
+        accepted=acc,
+        rejected=rej,
+        finished=manifest["finished"],
+        stopped_reason=stopped,
+        requests_sent=manifest["last_session"]["sent"],
+        requests_reused=manifest["last_session"]["reused"],
+        stats={k: v.to_dict() for k, v in ctx.stats.items()},
+    )
+
+
+def _register_fake_answers() -> None:
+    from synthloop.tasks import register_fake_answers
+    from synthloop.verifiers.judge import register_fake_judge
+
+    register_fake_answers()
+    register_fake_judge()
+
+
+def _client(backend: Any, cfg: BackendConfig, cache: RequestCache, budget: Budget) -> Client:
+    return Client(
+        backend,
+        cache=cache,
+        concurrency=cfg.concurrency,
+        max_retries=cfg.max_retries,
+        max_parse_retries=cfg.max_parse_retries,
+        requests_per_minute=cfg.requests_per_minute,
+        price_prompt_per_1m=cfg.price_prompt_per_1m,
+        price_completion_per_1m=cfg.price_completion_per_1m,
+        budget=budget,
+    )
+
+
+def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfig, io: LoopThread) -> list[Stage]:
+    from synthloop.verifiers import LLMJudge, PythonCodeVerifier
+
+    stages: list[Stage] = []
+    if recipe.verify.code and "textbook" in recipe.plan.tasks:
+        code = PythonCodeVerifier(timeout_s=recipe.verify.timeout_s, memory_mb=recipe.verify.memory_mb)
+        stages.append(_OnlyWithCode(VerifierStage(code, stage="verify")))
+    if recipe.judge.enabled:
+        judge = LLMJudge(judge_client, rubric=recipe.judge.rubric, min_score=recipe.judge.min_score, model=judge_cfg.model)
+        stages.append(JudgeStage(judge, io))
+    return stages
+
+
+class _OnlyWithCode(Stage):
+    """Code verification applies to records that carry code and tests; others pass through."""
+
+    def __init__(self, inner: VerifierStage) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def run(self, records: Any, ctx: RunContext) -> Iterator[Record]:
+        for r in records:
+            if r.answer and r.tests:
+                yield from self.inner.run([r], ctx)
+            else:
+                yield r
+
+
+class JudgeStage(Stage):
+    """Scores a chunk in one batch (the judge is a model: batching keeps it busy)."""
+
+    name = "judge"
+
+    def __init__(self, judge: Any, io: LoopThread) -> None:
+        self.judge = judge
+        self.io = io
+
+    def run(self, records: Any, ctx: RunContext) -> Iterator[Record]:
+        batch = list(records)
+        if not batch:
+            return
+        stats = ctx.stage_stats(self.name)
+        with ctx.timer(self.name):
+            verdicts = self.io.run(self.judge.verify_batch(batch))
+        for record, verdict in zip(batch, verdicts):
+            stats.seen += 1
+            record.add_verdict(verdict)
+            if verdict.ok:
+                stats.kept += 1
+                yield record
+            else:
+                ctx.reject(record, self.name, verdict.reason or "judge_rejected")
+
+
+def _process_chunk(
+    chunk: list[Record], recipe: Recipe, teacher: Client, stages: list[Stage], ctx: RunContext, io: LoopThread
+) -> tuple[list[Record], list[Record]]:
+    rejected: list[Record] = []
+    ctx.on_reject = rejected.append
+    fresh = [Record.from_dict(r.to_dict()) for r in chunk]  # a redone chunk starts from the plan
+    generated = io.run(generate_chunk(fresh, teacher, recipe.teacher, ctx))
+    accepted = list(run_stages(generated, stages, ctx))
+    for r in accepted:
+        r.status = "accepted"
+    return accepted, rejected
+
+
+def _commit(rd: RunDir, manifest: dict[str, Any], index: int, accepted: list[Record], rejected: list[Record], budget: Budget) -> None:
+    """Shards first, then the manifest: a chunk is done only once its data is on disk."""
+    name = rd.shard_name(index)
+    for folder, rows in ((rd.accepted_dir, accepted), (rd.rejected_dir, rejected)):
+        path = folder / name
+        if rows:
+            write_shard(rows, path)
+        else:
+            path.unlink(missing_ok=True)
+    counts = manifest.setdefault("chunk_counts", {})
+    counts[str(index)] = [len(accepted), len(rejected)]
+    manifest["completed_chunks"] = sorted(set(manifest["completed_chunks"]) | {index})
+    manifest["spent"] = {"cost_usd": budget.spent_cost_usd, "tokens": budget.spent_tokens}
+    rd.write_manifest(manifest)
+
+
+def _counts(manifest: dict[str, Any]) -> tuple[int, int, int]:
+    counts = manifest.get("chunk_counts", {}).values()
+    return sum(a for a, _ in counts), sum(r for _, r in counts), int(manifest["planned"])
+
+
+def _seed_stages(stages: list[Stage], rd: RunDir, done: set[int], chunks: list[list[Record]]) -> None:
+    """On resume, stateful stages (dedup) re-learn what the committed chunks accepted."""
+    seeders = [s for s in stages if hasattr(s, "seed")]
+    if not seeders or not done:
+        return
+    previous = list(read_records(rd.accepted_dir))
+    for s in seeders:
+        s.seed(previous)  # type: ignore[attr-defined]
+
+
+def _chunks(records: list[Record], size: int) -> Iterator[list[Record]]:
+    for i in range(0, len(records), size):
+        yield records[i : i + size]
+
+
+async def _close(*clients: Client) -> None:
+    seen: set[int] = set()
+    for c in clients:
+        if id(c.backend) not in seen:
+            seen.add(id(c.backend))
+            await c.aclose()

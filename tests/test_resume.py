@@ -1,0 +1,85 @@
+"""Crash safety: `kill -9` in the middle of a run, then the same command again, finishes with the
+same accepted set as an uninterrupted run, and re-sends no answered request."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from synthloop.storage import RunDir, read_records
+from synthloop.testing.openai_stub import Fault, OpenAIStub
+from textbook_answers import answer_for
+
+RECIPE = """
+name = "resume"
+seed = 3
+[plan]
+topics = ["itertools", "pathlib", "f-strings", "collections.Counter", "dict.get", "re"]
+personas = ["a beginner", "an expert"]
+max_records = 12
+[teacher]
+backend = "openai_compat"
+base_url = "{url}"
+model = "stub-model"
+concurrency = 4
+[output]
+shard_size = 3
+"""
+
+
+def run_cli(recipe: Path, runs: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "synthloop.cli", "run", str(recipe), "--runs-dir", str(runs), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def accepted(runs: Path) -> list[str]:
+    return sorted(r.content_hash for r in read_records(RunDir(runs / "resume").accepted_dir))
+
+
+def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
+    slow = Fault("slow", delay_s=0.15)
+    with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
+        recipe = tmp_path / "r.toml"
+        recipe.write_text(RECIPE.format(url=stub.base_url))
+
+        ref = run_cli(recipe, tmp_path / "ref")
+        assert ref.wait(timeout=120) == 0, ref.stderr.read() if ref.stderr else ""
+        reference_requests = len(stub.requests)
+        reference = accepted(tmp_path / "ref")
+        assert len(reference) == 12
+
+        stub.requests.clear()
+        proc = run_cli(recipe, tmp_path / "runs")
+        manifest = tmp_path / "runs" / "resume" / "manifest.json"
+        deadline = time.time() + 60
+        while time.time() < deadline:  # wait until at least one chunk is committed, not all
+            if manifest.exists() and len(json.loads(manifest.read_text()).get("completed_chunks", [])) >= 1:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)  # land somewhere inside the next chunk
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        done = json.loads(manifest.read_text())["completed_chunks"]
+        assert 1 <= len(done) < 4, done
+        first_session = len(stub.requests)
+
+        resumed = run_cli(recipe, tmp_path / "runs")
+        out, err = resumed.communicate(timeout=120)
+        assert resumed.returncode == 0, err
+        second_session = len(stub.requests) - first_session
+
+    assert accepted(tmp_path / "runs") == reference
+    assert "reused from the cache" in out
+    # Only requests in flight at the kill (at most `concurrency`) may be sent twice.
+    assert first_session + second_session <= reference_requests + 4
+    assert second_session < reference_requests
+    manifest_data = json.loads(manifest.read_text())
+    assert manifest_data["finished"] is True and manifest_data["completed_chunks"] == [0, 1, 2, 3]

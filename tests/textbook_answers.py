@@ -1,0 +1,21 @@
+"""Well-formed teacher/judge answers for HTTP stubs, chosen from the request's content (an HTTP
+request carries no template tag). Shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthloop.backends.base import Request
+from synthloop.tasks.textbook import fake_exercise, fake_explanation
+
+
+def answer_for(body: dict[str, Any]) -> str:
+    """A reply to one `/chat/completions` body, deterministic in its content and seed."""
+    messages = body["messages"]
+    text = messages[-1]["content"]
+    req = Request.chat(messages, model=body.get("model", "m"), seed=int(body.get("seed") or 0))
+    if "Score:" in text or "rubric" in text.lower():
+        return "Score: 4\nReason: clear and correct."
+    if "practice problem" in text and "Tests:" in text:
+        return fake_exercise(req)
+    return fake_explanation(req)
