@@ -1,1 +1,52 @@
+"""Grounding: golden sets of human data and the policies that mix them with synthetic data.
 
+- `load_golden(cfg)` / `load_builtin("python-docs")` / `load_golden_file(path, mapping)` give a
+  `GoldenSet` whose `train` rows may be mixed and whose `heldout` rows are for evaluation only.
+- `build_mix(golden, synthetic_by_round, cfg, round=, seed=)` keeps every golden training row and at
+  most `max_lambda` synthetic rows per golden row; `write_mix` writes Parquet + chat JSONL.
+"""
+
+from synthloop.grounding.builtin import build_python_docs_snapshot, load_builtin
+from synthloop.grounding.config import (
+    BUILTIN_GOLDEN_SETS,
+    FieldMapping,
+    GroundingConfig,
+)
+from synthloop.grounding.golden import (
+    BadRow,
+    GoldenSet,
+    LoadReport,
+    golden_texts,
+    is_heldout,
+    load_golden,
+    load_golden_file,
+)
+from synthloop.grounding.mix import (
+    MixResult,
+    MixStats,
+    SampledOut,
+    build_mix,
+    chat_row,
+    write_mix,
+)
+
+__all__ = [
+    "BUILTIN_GOLDEN_SETS",
+    "BadRow",
+    "FieldMapping",
+    "GoldenSet",
+    "GroundingConfig",
+    "LoadReport",
+    "MixResult",
+    "MixStats",
+    "SampledOut",
+    "build_mix",
+    "build_python_docs_snapshot",
+    "chat_row",
+    "golden_texts",
+    "is_heldout",
+    "load_builtin",
+    "load_golden",
+    "load_golden_file",
+    "write_mix",
+]
