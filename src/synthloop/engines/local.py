@@ -23,6 +23,7 @@ from synthloop.curation import build_curation_stages
 from synthloop.engines.aio import LoopThread
 from synthloop.engines.generate import generate_chunk
 from synthloop.errors import BudgetExceeded
+from synthloop.grounding import GoldenSet, build_mix, golden_texts, load_golden, write_mix
 from synthloop.pipeline import RunContext, Stage, VerifierStage, run_stages
 from synthloop.pipeline.plan import plan
 from synthloop.recipe import BackendConfig, Recipe
@@ -80,7 +81,10 @@ def run_recipe(
 
     io = LoopThread()
     ctx = RunContext(round=0, run_dir=rd.path)
-    stages = _verify_stages(recipe, judge_client, judge_cfg, io) + build_curation_stages(recipe.curate)
+    golden = load_golden(recipe.grounding) if recipe.grounding is not None else None
+    stages = _verify_stages(recipe, judge_client, judge_cfg, io) + build_curation_stages(
+        recipe.curate, golden_texts=golden_texts(golden) if golden is not None else None
+    )
     _seed_stages(stages, rd, done_chunks, chunks)
 
     stopped = ""
@@ -92,6 +96,8 @@ def run_recipe(
             _commit(rd, manifest, index, accepted, rejected, budget)
             if progress:
                 progress(*_counts(manifest))
+        if golden is not None:
+            _write_mix(rd, recipe, golden, manifest)
     except BudgetExceeded as e:
         stopped = str(e)
     except KeyboardInterrupt:
@@ -99,6 +105,9 @@ def run_recipe(
         raise
     finally:
         manifest["finished"] = len(manifest["completed_chunks"]) == len(chunks)
+        if manifest["finished"]:
+            names = {"plan", "generate", *(s.name for s in stages), "publish"}
+            manifest["stages_completed"] = sorted(set(manifest["stages_completed"]) | names)
         manifest["stopped_reason"] = stopped
         manifest.setdefault("requests", {"sent": 0, "reused": 0})
         manifest["requests"]["sent"] += teacher.usage.requests + (judge_client.usage.requests if judge_client is not teacher else 0)
@@ -129,6 +138,16 @@ def run_recipe(
         requests_reused=manifest["last_session"]["reused"],
         stats={k: v.to_dict() for k, v in ctx.stats.items()},
     )
+
+
+def _write_mix(rd: RunDir, recipe: Recipe, golden: GoldenSet, manifest: dict[str, Any]) -> None:
+    """The training mix: every golden training row plus accepted synthetic rows, by the policy."""
+    assert recipe.grounding is not None
+    synthetic = list(read_records(rd.accepted_dir))
+    mix = build_mix(golden, {0: synthetic}, recipe.grounding, round=0, seed=recipe.seed)
+    write_mix(mix, rd.mix_dir)
+    manifest["mix"] = mix.stats.to_dict()
+    manifest["stages_completed"] = sorted(set(manifest["stages_completed"]) | {"mix"})
 
 
 def _register_fake_answers() -> None:
