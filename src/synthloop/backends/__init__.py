@@ -1,1 +1,71 @@
+"""Model backends and the client that holds all policy for talking to them.
 
+`make_client(cfg, cache_path=..., budget=...)` is what an engine calls; a `Backend` has one method
+(`generate`), and `Client` does caching, batching, concurrency, retries, re-asks, accounting and
+budgets once for all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthloop.backends.base import Backend, Request, Response, retry_after, with_retry_after
+from synthloop.backends.cache import RequestCache
+from synthloop.backends.client import Budget, Client, ParseFailure, Parsed
+from synthloop.backends.fake import FakeBackend, register_responder, unregister_responder
+from synthloop.recipe import BackendConfig
+
+
+def make_backend(cfg: BackendConfig) -> Backend:
+    """The backend a recipe's `[teacher]` (or `[judge.backend]`) section describes."""
+    if cfg.backend == "fake":
+        return FakeBackend(model=cfg.model, batch_size=cfg.batch_size or 8)
+    if cfg.backend == "openai_compat":
+        from synthloop.backends.openai_compat import OpenAICompatBackend
+
+        assert cfg.base_url is not None  # guaranteed by BackendConfig's validator
+        return OpenAICompatBackend(
+            cfg.base_url,
+            cfg.model,
+            api_key_env=cfg.api_key_env,
+            timeout_s=cfg.timeout_s,
+            batch_size=cfg.batch_size or 1,
+            max_connections=cfg.concurrency,
+        )
+    from synthloop.backends.local import LocalBackend
+
+    return LocalBackend(cfg.model, batch_size=cfg.batch_size or 8)
+
+
+def make_client(cfg: BackendConfig, *, cache_path: Path | None = None, budget: Budget | None = None) -> Client:
+    """A `Client` with the recipe's policy; answers are cached at `cache_path` when given."""
+    return Client(
+        make_backend(cfg),
+        cache=RequestCache(cache_path) if cache_path is not None else None,
+        concurrency=cfg.concurrency,
+        max_retries=cfg.max_retries,
+        max_parse_retries=cfg.max_parse_retries,
+        requests_per_minute=cfg.requests_per_minute,
+        price_prompt_per_1m=cfg.price_prompt_per_1m,
+        price_completion_per_1m=cfg.price_completion_per_1m,
+        budget=budget,
+    )
+
+
+__all__ = [
+    "Backend",
+    "Budget",
+    "Client",
+    "FakeBackend",
+    "ParseFailure",
+    "Parsed",
+    "Request",
+    "RequestCache",
+    "Response",
+    "make_backend",
+    "make_client",
+    "register_responder",
+    "retry_after",
+    "unregister_responder",
+    "with_retry_after",
+]

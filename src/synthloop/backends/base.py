@@ -47,7 +47,7 @@ class Request:
             "max_tokens": self.max_tokens,
             "seed": self.effective_seed,
         }
-        return xxhash.xxh3_128_hexdigest(canonical_json(payload))
+        return xxhash.xxh3_128_hexdigest(canonical_json(payload).encode("utf-8"))  # xxhash 3.x takes bytes only
 
 
 @dataclass
@@ -73,4 +73,17 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-__all__ = ["Backend", "Request", "Response"]
+def with_retry_after(error: BackendError, seconds: float | None) -> BackendError:
+    """Attach the server's Retry-After (seconds) to an error; the client waits at least that long
+    before re-sending. Returns the same error so a backend can `return with_retry_after(...)`."""
+    setattr(error, "retry_after", seconds)
+    return error
+
+
+def retry_after(error: BackendError) -> float | None:
+    """The Retry-After a backend attached with `with_retry_after`, if any."""
+    value = getattr(error, "retry_after", None)
+    return float(value) if value is not None else None
+
+
+__all__ = ["Backend", "Request", "Response", "retry_after", "with_retry_after"]

@@ -1,0 +1,206 @@
+"""Client policy, driven by the deterministic FakeBackend (no network, no model)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from synthloop.backends import (
+    Budget,
+    Client,
+    FakeBackend,
+    ParseFailure,
+    Request,
+    RequestCache,
+    Response,
+    make_client,
+    register_responder,
+    unregister_responder,
+    with_retry_after,
+)
+from synthloop.errors import BackendError, BackendUnavailable, BadResponse, BudgetExceeded, RateLimited
+from synthloop.recipe import BackendConfig
+
+
+def req(text: str, **kw: object) -> Request:
+    return Request.chat([{"role": "user", "content": text}], model="fake", **kw)  # type: ignore[arg-type]
+
+
+def run(client: Client, requests: list[Request]) -> list[Response | BackendError]:
+    return asyncio.run(client.complete(requests))
+
+
+def test_rate_limited_then_ok(backoff_sleeps: list[float]) -> None:
+    fake = FakeBackend(script=[RateLimited("slow down")], batch_size=1)
+    out = run(Client(fake, backoff_base=0.01), [req("a")])
+    assert isinstance(out[0], Response)
+    assert len(fake.calls) == 2 and len(backoff_sleeps) == 1
+
+
+def test_server_errors_then_ok(backoff_sleeps: list[float]) -> None:
+    fake = FakeBackend(script=[BackendUnavailable("500"), BackendUnavailable("502")])
+    client = Client(fake, backoff_base=0.01)
+    out = run(client, [req("a")])
+    assert isinstance(out[0], Response) and len(fake.calls) == 3
+    assert client.usage.requests == 3
+
+
+def test_exhausted_retries_leave_the_error_in_its_slot_only(backoff_sleeps: list[float]) -> None:
+    def responder(r: Request) -> str | BackendError:
+        return BackendUnavailable("down") if "bad" in r.messages[0][1] else "fine"
+
+    fake = FakeBackend(responder)
+    out = run(Client(fake, max_retries=2, backoff_base=0.01), [req("bad"), req("good")])
+    assert isinstance(out[0], BackendUnavailable) and isinstance(out[1], Response)
+    assert [r.messages[0][1] for r in fake.calls].count("bad") == 3  # 1 + 2 retries
+    assert [r.messages[0][1] for r in fake.calls].count("good") == 1  # successes are not re-sent
+
+
+def test_non_retryable_error_is_not_retried(backoff_sleeps: list[float]) -> None:
+    fake = FakeBackend(script=[BadResponse("400: unknown model")])
+    out = run(Client(fake), [req("a")])
+    assert isinstance(out[0], BadResponse) and len(fake.calls) == 1 and backoff_sleeps == []
+
+
+def test_backoff_honours_retry_after_and_caps_jitter(backoff_sleeps: list[float]) -> None:
+    errors: list[str | BackendError] = [with_retry_after(RateLimited("429"), 0.25), BackendUnavailable("500"), BackendUnavailable("500")]
+    run(Client(FakeBackend(script=errors), backoff_base=0.001, backoff_max=0.003), [req("a")])
+    assert backoff_sleeps[0] == 0.25  # the server's Retry-After wins over a tiny backoff
+    assert all(0 <= d <= 0.003 for d in backoff_sleeps[1:]) and len(backoff_sleeps) == 3
+
+
+def test_whole_batch_failure_is_spread_over_its_slots() -> None:
+    class Broken(FakeBackend):
+        async def generate(self, requests: list[Request]) -> list[Response | BackendError]:
+            raise BadResponse("gateway said no")
+
+    out = run(Client(Broken()), [req("a"), req("b")])
+    assert all(isinstance(o, BadResponse) for o in out)
+
+
+def number(resp: Response) -> int:
+    if not resp.text.strip().isdigit():
+        raise ParseFailure("no number")
+    return int(resp.text)
+
+
+def test_parse_retry_reasks_with_next_attempt() -> None:
+    fake = FakeBackend(lambda r: "42" if r.attempt == 1 else "forty-two")
+    [parsed] = asyncio.run(Client(fake).complete_parsed([req("a")], number))
+    assert parsed.ok and parsed.value == 42 and parsed.reason == ""
+    assert [r.attempt for r in fake.calls] == [0, 1]
+    assert fake.calls[0].cache_key() != fake.calls[1].cache_key()
+    assert [r.text for r in parsed.responses] == ["forty-two", "42"]
+
+
+def test_parse_gives_up_with_reason(tmp_path: Path) -> None:
+    fake = FakeBackend(lambda r: "nope")
+    client = Client(fake, max_parse_retries=2, cache=RequestCache(tmp_path / "c.sqlite"))
+    [bad, good] = asyncio.run(client.complete_parsed([req("a"), req("b", seed=1)], lambda r: r.text))
+    assert good.ok  # parse failures of one request do not touch the other
+    [bad] = asyncio.run(client.complete_parsed([req("a")], number))
+    assert not bad.ok and bad.value is None
+    assert bad.reason == "unparseable: no number after 3 attempts"
+    assert len(bad.responses) == 3
+
+
+def test_backend_error_in_parsed_slot(backoff_sleeps: list[float]) -> None:
+    fake = FakeBackend(script=[BadResponse("400: bad request")])
+    [parsed] = asyncio.run(Client(fake).complete_parsed([req("a")], number))
+    assert not parsed.ok and isinstance(parsed.error, BadResponse)
+    assert parsed.reason.startswith("backend_error: BadResponse")
+
+
+def test_cache_hit_on_rerun_sends_nothing(tmp_path: Path) -> None:
+    requests = [req(f"q{i}") for i in range(5)]
+    first = Client(FakeBackend(), cache=RequestCache(tmp_path / "cache.sqlite"))
+    answers = run(first, requests)
+    asyncio.run(first.aclose())
+
+    fake = FakeBackend()
+    again = Client(fake, cache=RequestCache(tmp_path / "cache.sqlite"))
+    cached = run(again, requests)
+    assert fake.calls == []
+    assert [c.text for c in cached if isinstance(c, Response)] == [a.text for a in answers if isinstance(a, Response)]
+    assert all(isinstance(c, Response) and c.cached for c in cached)
+    assert again.usage.cached_requests == 5 and again.usage.requests == 0 and again.usage.completion_tokens == 0
+
+
+def test_identical_requests_in_one_call_are_sent_once() -> None:
+    fake = FakeBackend()
+    client = Client(fake)
+    out = run(client, [req("same"), req("same"), req("other")])
+    assert len(fake.calls) == 2
+    assert isinstance(out[1], Response) and out[1].cached and client.usage.cached_requests == 1
+
+
+def test_accounting_and_cost() -> None:
+    client = Client(FakeBackend(lambda r: "one two three"), price_prompt_per_1m=2.0, price_completion_per_1m=10.0)
+    [answer] = run(client, [req("four words prompt here")])
+    assert isinstance(answer, Response)
+    assert (client.usage.prompt_tokens, client.usage.completion_tokens, client.usage.requests) == (4, 3, 1)
+    assert client.cost(answer) == pytest.approx((4 * 2.0 + 3 * 10.0) / 1e6)
+    assert client.usage.cost_usd == pytest.approx(client.cost(answer))
+
+
+def test_budget_stops_new_requests_but_serves_cache(tmp_path: Path) -> None:
+    budget = Budget(max_tokens=10)
+    cache = RequestCache(tmp_path / "c.sqlite")
+    fake = FakeBackend(lambda r: "six words of answer right here", batch_size=1)
+    client = Client(fake, cache=cache, budget=budget, concurrency=1)
+    run(client, [req("one two three four five")])  # 5 + 6 = 11 tokens: the cap is reached
+    with pytest.raises(BudgetExceeded, match=r"max_tokens = 10.*raise \[budget\] max_tokens"):
+        run(client, [req("a new question")])
+    assert len(fake.calls) == 1
+    [cached] = run(client, [req("one two three four five")])
+    assert isinstance(cached, Response) and cached.cached
+
+
+def test_budget_cost_cap_message() -> None:
+    budget = Budget(max_cost_usd=0.0)
+    with pytest.raises(BudgetExceeded, match="max_cost_usd"):
+        run(Client(FakeBackend(), budget=budget), [req("a")])
+
+
+def test_concurrency_bound_is_respected() -> None:
+    fake = FakeBackend(batch_size=1, latency_s=0.02)
+    run(Client(fake, concurrency=3), [req(f"q{i}") for i in range(12)])
+    assert fake.peak_in_flight == 3
+
+    batched = FakeBackend(batch_size=4, latency_s=0.02)
+    run(Client(batched, concurrency=8), [req(f"q{i}") for i in range(20)])
+    assert batched.peak_in_flight == 8 and max(batched.batches) == 4
+
+
+def test_client_side_rate_limit_spaces_requests(backoff_sleeps: list[float]) -> None:
+    run(Client(FakeBackend(batch_size=1), concurrency=1, requests_per_minute=600), [req(f"q{i}") for i in range(3)])
+    assert backoff_sleeps == pytest.approx([0.1, 0.2], abs=0.02)  # 600/min = one every 0.1 s
+
+
+def test_sync_helpers_work_across_calls() -> None:
+    client = Client(FakeBackend(lambda r: "7"))
+    assert client.complete_parsed_sync([req("a")], number)[0].value == 7
+    assert isinstance(client.complete_sync([req("b")])[0], Response)
+
+
+def test_registered_responder_longest_prefix_wins() -> None:
+    register_responder("textbook", lambda r: "generic")
+    register_responder("textbook.solution", lambda r: "specific")
+    try:
+        out = run(Client(FakeBackend()), [req("x", tag="textbook.solution.v1"), req("y", tag="textbook.explain"), req("z", tag="other")])
+        texts = [o.text for o in out if isinstance(o, Response)]
+        assert texts[:2] == ["specific", "generic"] and texts[2].startswith("Fake answer")
+    finally:
+        unregister_responder("textbook")
+        unregister_responder("textbook.solution")
+
+
+def test_make_client_from_config(tmp_path: Path) -> None:
+    cfg = BackendConfig(backend="fake", model="fake-m", concurrency=2, max_retries=1, batch_size=2)
+    client = make_client(cfg, cache_path=tmp_path / "cache.sqlite", budget=None)
+    assert isinstance(client.backend, FakeBackend) and client.backend.batch_size == 2
+    assert client.concurrency == 2 and client.max_retries == 1 and client.cache is not None
+    run(client, [req("a")])
+    assert len(client.cache) == 1

@@ -1,0 +1,51 @@
+"""LocalBackend: fast checks of model resolution, and one slow test with the real embedded model."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import synthloop.backends.local as local
+from synthloop.backends import Request, Response
+from synthloop.errors import BackendError
+
+
+def test_embedded_gguf_is_found_without_importing_the_package() -> None:
+    path = local.resolve_model(local.EMBEDDED)
+    assert path.suffix == ".gguf" and path.is_file()
+
+
+def test_unknown_model_says_what_is_accepted(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="neither 'smollm2-135m', a .gguf file nor an HF model directory"):
+        local.LocalBackend(str(tmp_path / "nothing-here"))
+
+
+def test_converted_dir_lives_under_the_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHLOOP_CACHE_DIR", str(tmp_path))
+    gguf = local.embedded_gguf()
+    target = local.converted_dir(gguf)
+    assert target.parent == tmp_path / "models" and target.name.startswith(gguf.stem + "-")
+    assert local.converted_dir(gguf) == target  # stable for an unchanged file
+
+
+@pytest.mark.slow
+def test_real_embedded_model_batch_and_converted_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHLOOP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(local, "_LOADED", {})
+    backend = local.LocalBackend(batch_size=2)
+    requests = [
+        Request.chat([{"role": "user", "content": q}], model=local.EMBEDDED, temperature=0.0, max_tokens=16)
+        for q in ("What is 2+2?", "Name one colour.")
+    ]
+    first = asyncio.run(backend.generate(requests))
+    assert backend.loaded().source == local.embedded_gguf()  # converted from the GGUF this time
+    for answer in first:
+        assert isinstance(answer, Response) and answer.text.strip()
+        assert answer.prompt_tokens > 5 and 0 < answer.completion_tokens <= 16
+
+    monkeypatch.setattr(local, "_LOADED", {})  # as if a new process started
+    second = asyncio.run(backend.generate(requests))
+    assert backend.loaded().source == local.converted_dir(local.embedded_gguf())  # read the cache
+    assert [a.text for a in second if isinstance(a, Response)] == [a.text for a in first if isinstance(a, Response)]
