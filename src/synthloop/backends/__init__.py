@@ -37,11 +37,23 @@ def make_backend(cfg: BackendConfig) -> Backend:
     return LocalBackend(cfg.model, batch_size=cfg.batch_size or 8)
 
 
-def make_client(cfg: BackendConfig, *, cache_path: Path | None = None, budget: Budget | None = None) -> Client:
-    """A `Client` with the recipe's policy; answers are cached at `cache_path` when given."""
+def make_client(
+    cfg: BackendConfig,
+    *,
+    cache_path: Path | None = None,
+    budget: Budget | None = None,
+    backend: Backend | None = None,
+    cache: RequestCache | None = None,
+) -> Client:
+    """A `Client` with the recipe's policy; answers are cached at `cache_path` (or in `cache`).
+
+    Pass `backend` / `cache` to share them: a teacher and its judge use one loaded model and one
+    cache file."""
+    if cache is None and cache_path is not None:
+        cache = RequestCache(cache_path)
     return Client(
-        make_backend(cfg),
-        cache=RequestCache(cache_path) if cache_path is not None else None,
+        backend if backend is not None else make_backend(cfg),
+        cache=cache,
         concurrency=cfg.concurrency,
         max_retries=cfg.max_retries,
         max_parse_retries=cfg.max_parse_retries,

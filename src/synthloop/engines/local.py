@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthloop.backends import make_backend
+from synthloop.backends import make_backend, make_client
 from synthloop.backends.cache import RequestCache
 from synthloop.backends.client import Budget, Client
 from synthloop.curation import build_curation_stages
 from synthloop.engines.aio import LoopThread
-from synthloop.engines.generate import generate_chunk
+from synthloop.engines.generate import generate_chunk, usage_of
 from synthloop.errors import BudgetExceeded
 from synthloop.grounding import GoldenSet, build_mix, golden_texts, load_golden, write_mix
 from synthloop.pipeline import RunContext, Stage, VerifierStage, run_stages
@@ -29,6 +29,7 @@ from synthloop.pipeline.plan import plan
 from synthloop.recipe import BackendConfig, Recipe
 from synthloop.records import Record
 from synthloop.storage import RunDir, read_records, write_shard
+from synthloop.verifiers.judge import parse_judgement
 
 log = logging.getLogger("synthloop")
 
@@ -74,10 +75,10 @@ def run_recipe(
         spent_tokens=int(spent.get("tokens", 0)),
     )
     teacher_backend = backend or make_backend(recipe.teacher)
-    teacher = _client(teacher_backend, recipe.teacher, cache, budget)
+    teacher = make_client(recipe.teacher, backend=teacher_backend, cache=cache, budget=budget)
     judge_cfg = recipe.judge_backend
     judge_backend = teacher_backend if recipe.judge.backend is None else make_backend(judge_cfg)
-    judge_client = _client(judge_backend, judge_cfg, cache, budget)
+    judge_client = make_client(judge_cfg, backend=judge_backend, cache=cache, budget=budget)
 
     io = LoopThread()
     ctx = RunContext(round=0, run_dir=rd.path)
@@ -158,20 +159,6 @@ def _register_fake_answers() -> None:
     register_fake_judge()
 
 
-def _client(backend: Any, cfg: BackendConfig, cache: RequestCache, budget: Budget) -> Client:
-    return Client(
-        backend,
-        cache=cache,
-        concurrency=cfg.concurrency,
-        max_retries=cfg.max_retries,
-        max_parse_retries=cfg.max_parse_retries,
-        requests_per_minute=cfg.requests_per_minute,
-        price_prompt_per_1m=cfg.price_prompt_per_1m,
-        price_completion_per_1m=cfg.price_completion_per_1m,
-        budget=budget,
-    )
-
-
 def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfig, io: LoopThread) -> list[Stage]:
     from synthloop.verifiers import LLMJudge, PythonCodeVerifier
 
@@ -201,7 +188,8 @@ class _OnlyWithCode(Stage):
 
 
 class JudgeStage(Stage):
-    """Scores a chunk in one batch (the judge is a model: batching keeps it busy)."""
+    """Scores a chunk in one batch (the judge is a model: batching keeps it busy). The judge's
+    tokens and cost are added to each record's usage, so a record knows everything it cost."""
 
     name = "judge"
 
@@ -215,10 +203,12 @@ class JudgeStage(Stage):
             return
         stats = ctx.stage_stats(self.name)
         with ctx.timer(self.name):
-            verdicts = self.io.run(self.judge.verify_batch(batch))
-        for record, verdict in zip(batch, verdicts):
+            parsed = self.io.run(self.judge.client.complete_parsed([self.judge.request(r) for r in batch], parse_judgement))
+        for record, outcome in zip(batch, parsed):
             stats.seen += 1
+            verdict = self.judge.verdict(outcome)
             record.add_verdict(verdict)
+            record.usage.add(usage_of(self.judge.client, [outcome]))
             if verdict.ok:
                 stats.kept += 1
                 yield record
