@@ -77,7 +77,9 @@ def test_explanation_parser() -> None:
     with pytest.raises(ParseFailure, match="explanation_too_short"):
         parse_explanation(Response("short"))
     with pytest.raises(ParseFailure, match="truncated"):
-        parse_explanation(Response("y" * 100 + "\n```python\nprint(1)", finish_reason="length"))
+        parse_explanation(Response("y" * 10 + "\n```python\nprint(1)", finish_reason="length"))
+    # cut inside a later code block: what came before it is kept
+    assert parse_explanation(Response("y" * 100 + "\n```python\nprint(1)", finish_reason="length")) == "y" * 100
 
 
 def test_instruction_parser() -> None:

@@ -1,11 +1,117 @@
-"""The recipe's `[curate]` section. Owned by the curation package; `recipe.py` imports it."""
+"""The recipe's `[curate]` section. Owned by the curation package; `recipe.py` imports it.
+
+Switches at the top level, the numbers of each stage in its own sub-table
+(`[curate.near]`, `[curate.quality]`, ...). Every default names where it comes from.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NearDedupConfig(_Section):
+    """MinHash + LSH over word n-grams. Defaults: 5-word shingles (Gopher, FineWeb, BigCode);
+    128 permutations (datasketch's default); Jaccard threshold 0.7 (BigCode's near-dedup of The
+    Stack). 32 bands of 4 rows put the LSH S-curve low ((1/32)^(1/4) = 0.42) so a pair at 0.7
+    becomes a candidate with probability 1-(1-0.7^4)^32 > 0.9999; the estimated Jaccard then
+    decides. 16x8 (midpoint 0.71) missed 5.5% of planted 2%-edit duplicates (docs/curation.md)."""
+
+    ngram: int = Field(5, ge=1)
+    num_perm: int = Field(128, ge=8)
+    bands: int = Field(32, ge=1)
+    threshold: float = Field(0.7, gt=0.0, le=1.0)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> "NearDedupConfig":
+        if self.num_perm % self.bands:
+            raise ValueError(f"num_perm ({self.num_perm}) must be a multiple of bands ({self.bands})")
+        return self
+
+
+class SemanticDedupConfig(_Section):
+    """Embeddings from all-MiniLM-L6-v2; cosine >= 0.95 is a semantic duplicate (the SemDeDup
+    paper's conservative end, 1 - eps with eps = 0.05). Candidates come from random-hyperplane
+    LSH: `tables` tables of `bits` sign bits, so cost grows with bucket size, not n^2."""
+
+    threshold: float = Field(0.95, gt=0.0, le=1.0)
+    model: str = "all-MiniLM-L6-v2"
+    bits: int = Field(8, ge=1, le=62)
+    tables: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+
+
+class QualityConfig(_Section):
+    """Heuristic filters. Sources: Gopher (Rae et al. 2021, App. A) for the word, symbol,
+    alphabetic and repetition rules; refusal phrases from the community cleaning lists used on
+    ShareGPT-style data. Word-count bounds are lowered from Gopher's 50 because synthetic records
+    (an instruction answer, a worked exercise) are legitimately short."""
+
+    min_words: int = Field(3, ge=0)
+    max_words: int = Field(100_000, ge=1)  # Gopher
+    min_mean_word_len: float = Field(2.0, ge=0)  # Gopher uses 3; code/math tokens are shorter
+    max_mean_word_len: float = Field(12.0, ge=0)  # Gopher uses 10; identifiers run longer
+    max_symbol_ratio: float = Field(0.1, ge=0)  # Gopher: '#' and '...' per word
+    min_alpha_word_ratio: float = Field(0.5, ge=0, le=1)  # Gopher uses 0.8 on web text; code has x=1
+    max_dup_line_ratio: float = Field(0.3, ge=0, le=1)  # Gopher: duplicate-line fraction
+    max_dup_ngram_char_ratio: float = Field(0.15, ge=0, le=1)  # Gopher: chars in dup 5-grams
+    max_non_alnum_char_ratio: float = Field(0.5, ge=0, le=1)  # chars that are neither letter, digit nor space
+    refusals: bool = True
+    require_reasoning: bool = True
+    require_answer: bool = True
+
+
+class PIIConfig(_Section):
+    """Which detectors run; `action` is redact (typed placeholder, record kept) or reject."""
+
+    action: Literal["redact", "reject"] = "redact"
+    email: bool = True
+    phone: bool = True
+    credit_card: bool = True
+    iban: bool = True
+    ip: bool = True
+    national_id: bool = True
+    secret: bool = True
+    name: bool = True  # title-led names ("Dr. Jane Doe"): regex, works offline
+
+
+class DecontamConfig(_Section):
+    """Overlap with evaluation sets. 13-gram: GPT-3 (Brown et al. 2020) and its followers;
+    50 characters: the GPT-4 technical report's substring match."""
+
+    eval_sets: list[str] = []
+    text_field: str | None = None  # None: "text", "question", "prompt", "problem", ... (first present)
+    ngram: int = Field(13, ge=1)
+    substring_chars: int = Field(50, ge=8)
+
+
+class MemorizationConfig(_Section):
+    """Long verbatim spans copied from golden/seed data. 32 words (~50 tokens: the span length
+    Carlini et al. 2022 use to call text extractable)."""
+
+    ngram: int = Field(32, ge=4)
+    action: Literal["reject", "flag"] = "reject"
 
 
 class CurateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     exact_dedup: bool = True
+    near_dedup: bool = True
+    semantic_dedup: bool = False  # needs the embedding model (the `local` extra)
+    quality_filters: bool = True
+    pii: bool = True
+    memorization: bool = True  # runs when golden texts are given
+    near: NearDedupConfig = NearDedupConfig()
+    semantic: SemanticDedupConfig = SemanticDedupConfig()
+    quality: QualityConfig = QualityConfig()
+    pii_detect: PIIConfig = PIIConfig()
+    decontam: DecontamConfig = DecontamConfig()
+    memorize: MemorizationConfig = MemorizationConfig()

@@ -20,11 +20,15 @@ MIN_EXPLANATION_CHARS = 80
 
 
 def parse_explanation(resp: Response) -> str:
+    """The explanation as written; one cut off inside a code block (the token limit) keeps what
+    came before that block, if that is still long enough to teach something."""
     text = resp.text.strip()
+    if text.count("```") % 2:
+        text = text[: text.rfind("```")].rstrip()
+        if len(text) < MIN_EXPLANATION_CHARS:
+            raise ParseFailure("truncated: explanation cut off inside its first code block")
     if len(text) < MIN_EXPLANATION_CHARS:
         raise ParseFailure(f"explanation_too_short: {len(text)} chars < {MIN_EXPLANATION_CHARS}")
-    if resp.finish_reason == "length" and "```" in text and text.count("```") % 2:
-        raise ParseFailure("truncated: explanation cut off inside a code block")
     return text
 
 

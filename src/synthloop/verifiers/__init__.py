@@ -1,1 +1,25 @@
+"""Verifiers: `verify(record) -> Verdict(stage, name, ok, score, reason)`.
 
+- `PythonCodeVerifier`: runs a record's unit tests against its reference solution in the sandbox.
+- `LLMJudge`: a model grades the record 1-5 against a rubric file.
+- `run_sandboxed`: the sandbox itself, for anything else that must run untrusted Python.
+
+A reason starts with its category (`tests_failed: ...`, `timeout: ...`, `judge_score_low: ...`);
+the part before ':' is what the run report counts.
+"""
+
+from synthloop.verifiers.code import PythonCodeVerifier
+from synthloop.verifiers.judge import LLMJudge, load_rubric, parse_judgement, register_fake_judge
+from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, isolation_layers, run_sandboxed
+
+__all__ = [
+    "LLMJudge",
+    "PythonCodeVerifier",
+    "SandboxLimits",
+    "SandboxResult",
+    "isolation_layers",
+    "load_rubric",
+    "parse_judgement",
+    "register_fake_judge",
+    "run_sandboxed",
+]

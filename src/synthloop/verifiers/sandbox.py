@@ -1,0 +1,279 @@
+"""Run untrusted Python (teacher-written solutions and tests) in a separate, limited process.
+
+What it protects against (kernel-enforced when marked *, in-process otherwise):
+
+- running forever: a wall-clock limit kills the whole process group*, RLIMIT_CPU caps CPU time*;
+- eating memory or disk: RLIMIT_AS*, RLIMIT_FSIZE*, RLIMIT_NOFILE*, no core files*;
+- the network: a fresh network namespace* (only loopback, and it is down) when the machine allows it
+  (root or an equivalent capability; probed once per process), plus the guard;
+- writing outside its work directory: a private mount namespace where every mount is read-only
+  except the fresh work directory*, when the machine allows it, plus the guard;
+- undoing the above: all capabilities are dropped and `no_new_privs` is set* before the code runs;
+- secrets: the environment is rebuilt from scratch (no `*_API_KEY` or anything else inherited),
+  `python -I -B` ignores `PYTHON*` variables and the user site, stdin is /dev/null;
+- spawning processes, signalling other processes, raising limits, ctypes: refused by the guard.
+
+The guard is a `sys.addaudithook` hook installed just before the code runs. It turns attempts into
+clear reasons (`network_blocked: ...`, `fs_blocked: ...`, `spawn_blocked: ...`) but it is *not* a
+security boundary: audit hooks can be bypassed (ctypes tricks, `_posixsubprocess`, C extensions).
+The kernel layers are the boundaries.
+
+What it does NOT protect against: reading world-readable (or, since the child runs as root here,
+root-readable) files; fork bombs through a guard bypass when running as root (the kernel never
+applies RLIMIT_NPROC to root, and the interpreter under /root cannot run as `nobody`); filesystem
+unix sockets (not namespaced); CPU side channels; kernel exploits. Without the kernel layers (not
+root) only the rlimits, the clean environment and the guard remain. For hostile code at scale, run
+the whole verifier inside a container with gVisor or a microVM, with a pids cgroup.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Literal
+
+from synthloop.errors import VerifierError
+
+KilledBy = Literal["time", "memory", "signal"]
+_BOOTSTRAP = (Path(__file__).with_name("_bootstrap.py")).read_text(encoding="utf-8")
+_MAIN = "_sandbox_main.py"
+_SETUP_FAILED_EXIT = 70
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Per-run limits. `cpu_s=None` means the wall-clock timeout (rounded up)."""
+
+    timeout_s: float = 5.0
+    memory_mb: int = 512
+    cpu_s: int | None = None
+    file_size_mb: int = 16
+    open_files: int = 256
+    processes: int = 64  # RLIMIT_NPROC, applied only when not running as root (see module docstring)
+    max_output_bytes: int = 64_000
+
+    def for_child(self) -> dict[str, int]:
+        return {
+            "memory_bytes": self.memory_mb * 2**20,
+            "cpu_s": self.cpu_s if self.cpu_s is not None else max(1, math.ceil(self.timeout_s)),
+            "file_size_bytes": self.file_size_mb * 2**20,
+            "open_files": self.open_files,
+            "processes": self.processes,
+        }
+
+
+@dataclass
+class SandboxResult:
+    """What happened. `duration` is wall-clock seconds; output is decoded and possibly truncated
+    (head and tail kept, so the last lines a harness prints survive)."""
+
+    returncode: int | None
+    timed_out: bool
+    stdout: str
+    stderr: str
+    duration: float
+    killed_by: KilledBy | None
+    violations: list[str] = field(default_factory=list)
+    layers: tuple[str, ...] = ()
+    truncated: bool = False
+
+
+@functools.cache
+def isolation_layers() -> tuple[str, ...]:
+    """Which kernel layers this machine allows (`netns`, `readonly_fs`, `drop_caps`); probed once
+    by starting a child that tries them all. Empty when not root: nothing to try."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return ()
+    with tempfile.TemporaryDirectory(prefix="synthloop-probe-") as tmp:
+        cfg = _child_config(os.path.realpath(tmp), "probe", list(_ALL_LAYERS), SandboxLimits(), probe=True)
+        try:
+            out = subprocess.run(_command(cfg), env=_clean_env(tmp), cwd=tmp, capture_output=True, timeout=30, check=False)
+            return tuple(json.loads(out.stdout)["layers"])
+        except (subprocess.SubprocessError, ValueError, KeyError):
+            return ()
+
+
+_ALL_LAYERS = ("netns", "readonly_fs", "drop_caps")
+
+
+def run_sandboxed(
+    code: str,
+    *,
+    files: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    limits: SandboxLimits = SandboxLimits(),
+) -> SandboxResult:
+    """Run `code` as `__main__` in a fresh temporary work directory (deleted afterwards), next to
+    `files` (relative name -> text), with `sys.argv[1:] = args`."""
+    workdir = os.path.realpath(tempfile.mkdtemp(prefix="synthloop-sbx-"))
+    try:
+        _write_files(Path(workdir), {**(files or {}), _MAIN: code})
+        return _run(workdir, list(args), limits)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _write_files(workdir: Path, files: Mapping[str, str]) -> None:
+    for name, text in files.items():
+        rel = PurePosixPath(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise VerifierError(f"sandbox file name {name!r} must be a relative path inside the work directory")
+        path = workdir.joinpath(*rel.parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def _run(workdir: str, args: list[str], limits: SandboxLimits) -> SandboxResult:
+    nonce = secrets.token_hex(8)
+    layers = isolation_layers()
+    cfg = _child_config(workdir, nonce, list(layers), limits, probe=False, main=_MAIN, args=args)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        _command(cfg), cwd=workdir, env=_clean_env(workdir), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+    )
+    out, err = _Capped(limits.max_output_bytes), _Capped(limits.max_output_bytes)
+    timed_out = not _pump(proc, {proc.stdout: out, proc.stderr: err}, start + limits.timeout_s)  # type: ignore[dict-item]
+    if timed_out:
+        _kill_group(proc)
+        _pump(proc, {proc.stdout: out, proc.stderr: err}, time.monotonic() + 2.0)  # type: ignore[dict-item]
+    returncode = proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None and not stream.closed:
+            stream.close()  # only if a pipe never reached EOF after the kill
+    stderr = err.text()
+    _raise_on_setup_failure(returncode, stderr, nonce)
+    return SandboxResult(
+        returncode=returncode,
+        timed_out=timed_out,
+        stdout=out.text(),
+        stderr=stderr,
+        duration=time.monotonic() - start,
+        killed_by=_killed_by(timed_out, returncode, stderr, nonce),
+        violations=_markers(stderr, nonce, "violation "),
+        layers=layers,
+        truncated=out.truncated or err.truncated,
+    )
+
+
+def _child_config(workdir: str, nonce: str, layers: list[str], limits: SandboxLimits, *, probe: bool,
+                  main: str = "", args: Sequence[str] = ()) -> dict[str, object]:
+    return {"workdir": workdir, "nonce": nonce, "layers": layers, "limits": limits.for_child(),
+            "probe": probe, "main": main, "args": list(args)}
+
+
+def _command(cfg: Mapping[str, object]) -> list[str]:
+    """`-I`: isolated (no PYTHON* variables, no user site, no script dir on sys.path); `-B`: no .pyc."""
+    return [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, json.dumps(cfg)]
+
+
+def _clean_env(workdir: str) -> dict[str, str]:
+    """Built from nothing: inherited variables (API keys, tokens, proxies) never reach the child."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONHASHSEED": "0",
+    }
+
+
+class _Capped:
+    """Keeps the first and last `limit // 2` bytes of a stream; drops (but drains) the middle."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = max(1, limit // 2)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.truncated = False
+
+    def add(self, chunk: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.half:
+                self.truncated = True
+                del self.tail[: len(self.tail) - self.half]
+
+    def text(self) -> str:
+        joiner = b"\n...[output truncated]...\n" if self.truncated else b""
+        return (bytes(self.head) + joiner + bytes(self.tail)).decode("utf-8", "replace")
+
+
+def _pump(proc: subprocess.Popen[bytes], sinks: Mapping[IO[bytes], _Capped], deadline: float) -> bool:
+    """Read both pipes until EOF and the process exits; False if the deadline came first."""
+    with selectors.DefaultSelector() as sel:
+        for stream in sinks:
+            if not stream.closed:
+                sel.register(stream, selectors.EVENT_READ)
+        while sel.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            for key, _ in sel.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    sinks[key.fileobj].add(chunk)  # type: ignore[index]
+                else:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()  # type: ignore[union-attr]
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """The child leads its own session, so its process group holds everything it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _markers(stderr: str, nonce: str, kind: str) -> list[str]:
+    prefix = f"{nonce} {kind}"
+    return [line[len(prefix):].strip() for line in stderr.splitlines() if line.startswith(prefix)]
+
+
+def _killed_by(timed_out: bool, returncode: int, stderr: str, nonce: str) -> KilledBy | None:
+    if timed_out or returncode == -signal.SIGXCPU:
+        return "time"
+    if _markers(stderr, nonce, "memory") or (returncode != 0 and "MemoryError" in stderr[-2000:]):
+        return "memory"
+    if returncode < 0:
+        return "signal"
+    return None
+
+
+def _raise_on_setup_failure(returncode: int, stderr: str, nonce: str) -> None:
+    failed = _markers(stderr, nonce, "setup_failed")
+    if returncode == _SETUP_FAILED_EXIT and failed:
+        raise VerifierError(
+            f"the sandbox could not isolate the child ({failed[0]}); the layers probed at start "
+            f"({', '.join(isolation_layers()) or 'none'}) stopped working: check the machine's "
+            "namespace/capability settings, or run verification inside a container"
+        )
+
+
+__all__ = ["KilledBy", "SandboxLimits", "SandboxResult", "isolation_layers", "run_sandboxed"]

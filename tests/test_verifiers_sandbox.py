@@ -1,0 +1,212 @@
+"""The sandbox: limits, isolation layers, the guard, and clean-up. Each run takes ~50 ms."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synthloop.errors import VerifierError
+from synthloop.verifiers.sandbox import SandboxLimits, isolation_layers, run_sandboxed
+
+FAST = SandboxLimits(timeout_s=1.5, memory_mb=256)
+
+
+def run(code: str, limits: SandboxLimits = FAST) -> tuple[str, list[str], str]:
+    result = run_sandboxed(textwrap.dedent(code), limits=limits)
+    return result.stdout, result.violations, result.stderr
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A server in the test process that the sandboxed code must never reach."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.setblocking(False)
+    yield server
+    server.close()
+
+
+def assert_no_connection(server: socket.socket) -> None:
+    with pytest.raises(BlockingIOError):
+        server.accept()
+
+
+def test_runs_code_and_captures_output() -> None:
+    result = run_sandboxed("import sys\nprint('hello')\nprint('oops', file=sys.stderr)\nsys.exit(3)", limits=FAST)
+    assert (result.returncode, result.timed_out, result.killed_by) == (3, False, None)
+    assert result.stdout == "hello\n"
+    assert "oops" in result.stderr
+    assert result.duration > 0
+
+
+def test_files_and_args_are_available() -> None:
+    code = "import sys, helper\nprint(helper.VALUE, sys.argv[1:])"
+    result = run_sandboxed(code, files={"helper.py": "VALUE = 42", "data/x.txt": "x"}, args=["a", "b"], limits=FAST)
+    assert result.stdout.strip() == "42 ['a', 'b']"
+
+
+def test_file_names_must_stay_inside_the_work_dir() -> None:
+    with pytest.raises(VerifierError, match="relative path"):
+        run_sandboxed("pass", files={"../escape.py": ""})
+    with pytest.raises(VerifierError, match="relative path"):
+        run_sandboxed("pass", files={"/etc/escape.py": ""})
+
+
+def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_API_KEY", "sk-do-not-leak-123")
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    out, _, _ = run("""
+        import os, sys
+        print(sorted(os.environ))
+        print(open('/proc/self/environ', 'rb').read())
+        print(sys.flags.isolated, sys.flags.dont_write_bytecode, sys.stdin.read() == '')
+    """)
+    assert "sk-do-not-leak-123" not in out and "FAKE_API_KEY" not in out
+    assert "/somewhere/else" not in out
+    assert out.splitlines()[-1] == "1 1 True"
+
+
+def test_wall_clock_timeout_kills_the_process() -> None:
+    result = run_sandboxed("import time\nwhile True:\n    time.sleep(0.01)", limits=SandboxLimits(timeout_s=0.5))
+    assert result.timed_out and result.killed_by == "time"
+    assert result.returncode == -signal.SIGKILL
+    assert result.duration < 3
+
+
+def test_cpu_limit_stops_a_busy_loop_before_the_wall_clock() -> None:
+    result = run_sandboxed("while True:\n    pass", limits=SandboxLimits(timeout_s=20, cpu_s=1))
+    assert result.killed_by == "time" and not result.timed_out
+    assert result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+    assert result.duration < 10
+
+
+def test_memory_limit() -> None:
+    result = run_sandboxed("x = bytearray(2 * 1024**3)", limits=SandboxLimits(memory_mb=128))
+    assert result.killed_by == "memory"
+    assert result.returncode != 0
+
+
+def test_output_is_truncated_keeping_head_and_tail() -> None:
+    result = run_sandboxed("print('x' * 1_000_000)\nprint('THE END')", limits=SandboxLimits(max_output_bytes=2000))
+    assert result.truncated
+    assert len(result.stdout) < 2200
+    assert result.stdout.startswith("xxx") and result.stdout.rstrip().endswith("THE END")
+
+
+def test_work_dir_is_fresh_and_removed() -> None:
+    result = run_sandboxed("import os\nopen('scratch.txt', 'w').write('ok')\nprint(os.getcwd())\nprint(sorted(os.listdir()))", limits=FAST)
+    workdir, listing = result.stdout.splitlines()
+    assert listing == "['_sandbox_main.py', 'scratch.txt']"
+    assert not Path(workdir).exists()
+
+
+def test_network_is_blocked(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    out, violations, _ = run(f"""
+        import socket
+        for attempt in (lambda: socket.create_connection(('127.0.0.1', {port}), timeout=1),
+                        lambda: socket.getaddrinfo('localhost', {port}),
+                        lambda: socket.socket().bind(('127.0.0.1', 0))):
+            try:
+                attempt()
+                print('CONNECTED')
+            except OSError as e:
+                print('blocked', type(e).__name__)
+    """)
+    assert "CONNECTED" not in out
+    assert out.count("blocked PermissionError") == 3
+    assert [v.split(":")[0] for v in violations] == ["network_blocked"] * 3
+    assert_no_connection(listener)
+
+
+@pytest.mark.skipif("netns" not in isolation_layers(), reason="needs a network namespace (root)")
+def test_network_namespace_has_only_loopback() -> None:
+    """Kernel layer, independent of the guard: the child's namespace has no route anywhere."""
+    out, _, _ = run("print([line.split(':')[0].strip() for line in open('/proc/self/net/dev').readlines()[2:]])")
+    assert out.strip() == "['lo']"
+
+
+def test_writing_outside_the_work_dir_is_blocked(tmp_path: Path) -> None:
+    target = tmp_path / "owned-by-the-test.txt"
+    out, violations, _ = run(f"""
+        import os
+        for attempt in (lambda: open({str(target)!r}, 'w').write('pwned'),
+                        lambda: os.rename('nothing', {str(target)!r}),
+                        lambda: os.remove({str(tmp_path)!r})):
+            try:
+                attempt()
+                print('WROTE')
+            except OSError as e:
+                print('blocked', type(e).__name__)
+    """)
+    assert "WROTE" not in out
+    assert [v.split(":")[0] for v in violations] == ["fs_blocked"] * 3
+    assert not target.exists() and tmp_path.exists()
+
+
+@pytest.mark.skipif("readonly_fs" not in isolation_layers(), reason="needs a mount namespace (root)")
+def test_read_only_mounts_stop_what_the_guard_misses(tmp_path: Path) -> None:
+    """A dir_fd-relative open slips past the guard's path check; the read-only mount still holds."""
+    target = tmp_path / "via-dir-fd.txt"
+    out, violations, _ = run(f"""
+        import os
+        fd = os.open({str(tmp_path)!r}, os.O_RDONLY)
+        try:
+            os.close(os.open('via-dir-fd.txt', os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+            print('WROTE')
+        except OSError as e:
+            print('kernel said', e.strerror)
+    """)
+    assert violations == []  # the guard did not see it ...
+    assert "kernel said Read-only file system" in out  # ... the mount namespace did
+    assert not target.exists()
+
+
+def test_spawning_processes_is_blocked() -> None:
+    out, violations, _ = run("""
+        import os, subprocess
+        for attempt in (os.fork, lambda: os.system('true'), lambda: subprocess.run(['true']),
+                        lambda: os.execv('/bin/true', ['true'])):
+            try:
+                attempt()
+                print('SPAWNED')
+            except OSError as e:
+                print('blocked', type(e).__name__)
+    """)
+    assert "SPAWNED" not in out
+    assert [v.split(":")[0] for v in violations] == ["spawn_blocked"] * 4
+
+
+def test_guard_refuses_raising_limits_ctypes_and_signals() -> None:
+    out, violations, _ = run("""
+        import os, resource
+        for attempt in (lambda: resource.setrlimit(resource.RLIMIT_AS, (-1, -1)),
+                        lambda: __import__('ctypes'),
+                        lambda: os.kill(1, 0)):
+            try:
+                attempt()
+                print('ALLOWED')
+            except OSError as e:
+                print('blocked')
+    """)
+    assert "ALLOWED" not in out
+    assert [v.split(":")[0] for v in violations] == ["limits_blocked", "ctypes_blocked", "signal_blocked"]
+
+
+@pytest.mark.skipif("drop_caps" not in isolation_layers(), reason="needs root to drop capabilities")
+def test_child_has_no_capabilities() -> None:
+    out, _, _ = run("print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])")
+    assert int(out, 16) == 0
+
+
+def test_isolation_probe_is_cached() -> None:
+    assert isolation_layers() is isolation_layers()
+    if os.geteuid() != 0:
+        assert isolation_layers() == ()
