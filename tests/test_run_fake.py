@@ -151,3 +151,48 @@ def test_dry_run_calls_no_model(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "requests: 10 generation + 5 judge = 15" in out
     assert "rehearsal on the fake backend: 2 records" in out
     assert not (tmp_path / "runs").exists()
+
+
+def test_parquet_reads_with_datasets(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    recipe = write_recipe(tmp_path)
+    assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    files = sorted(str(p) for p in (tmp_path / "runs" / "demo" / "data" / "accepted").glob("*.parquet"))
+    ds = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf"))
+    assert ds.num_rows == 5
+    assert ds[0]["source"] == "synthetic" and ds[0]["messages"][0]["role"] == "user"
+    assert ds[0]["teacher"]["model"] == "fake-teacher"
+
+
+def test_budget_cap_stops_cleanly_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capped = write_recipe(tmp_path, RECIPE + "[budget]\nmax_tokens = 900\n")
+    args = ["run", str(capped), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "stopped before the end: budget reached" in out
+    rd = RunDir(tmp_path / "runs" / "demo")
+    manifest = rd.read_manifest()
+    assert manifest["finished"] is False and 1 <= len(manifest["completed_chunks"]) < 3
+    kept = len(list(read_records(rd.accepted_dir))) + len(list(read_records(rd.rejected_dir)))
+    assert 0 < kept < 5
+    assert "not finished (budget reached" in (rd.path / "README.md").read_text()
+    # Raising the cap (the budget is not part of the recipe's identity) finishes the same run.
+    assert main([*args, "--set", "budget.max_tokens=100000"]) == 0
+    assert "planned 5" in capsys.readouterr().out
+    assert rd.read_manifest()["finished"] is True
+
+
+def test_api_key_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthloop.testing import OpenAIStub
+    from textbook_answers import answer_for
+
+    secret = "sk-test-SECRET-0123456789"
+    monkeypatch.setenv("SYNTHLOOP_TEST_KEY", secret)
+    with OpenAIStub(responder=answer_for) as stub:
+        text = RECIPE.replace('backend = "fake"', f'backend = "openai_compat"\nbase_url = "{stub.base_url}"\napi_key_env = "SYNTHLOOP_TEST_KEY"')
+        assert main(["run", str(write_recipe(tmp_path, text)), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+        assert all(h.get("authorization") == f"Bearer {secret}" for h in stub.headers)
+    for path in (tmp_path / "runs").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert "SYNTHLOOP_TEST_KEY" in (tmp_path / "runs" / "demo" / "recipe.toml").read_text()

@@ -114,6 +114,7 @@ def recipe_hash(recipe: Recipe) -> str:
     """What decides the records: everything but output placement and concurrency knobs."""
     d = recipe.to_toml_dict()
     d.pop("output", None)
+    d.pop("budget", None)  # a cap decides when to stop, not what is made: raising it resumes
     for section in ("teacher", "judge"):
         sub = d.get(section) or {}
         for k in ("concurrency", "timeout_s", "requests_per_minute", "max_retries"):
