@@ -102,3 +102,13 @@ def test_record_round_trip_and_hash() -> None:
     assert again == r and again.content_hash == r.content_hash
     assert r.content_hash != Record(id="y", text="hello").content_hash
     assert Record(id="other-id", text="héllo").content_hash == r.content_hash  # content, not identity
+
+
+def test_template_render_fills_placeholders_and_keeps_code_braces() -> None:
+    from synthloop.tasks.templates import Template
+
+    t = Template("t", "[system]\nTeach {topic}.\n[user]\nd = {'a': 1}\n[assistant]\nf'{x}' for {persona}\n[user]\nNow {topic}.")
+    msgs = t.render(topic="pathlib", persona="a beginner")
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert msgs[0]["content"] == "Teach pathlib." and msgs[1]["content"] == "d = {'a': 1}"
+    assert msgs[2]["content"] == "f'{x}' for a beginner" and msgs[3]["content"] == "Now pathlib."

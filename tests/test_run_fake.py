@@ -196,3 +196,40 @@ def test_api_key_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
     assert "SYNTHLOOP_TEST_KEY" in (tmp_path / "runs" / "demo" / "recipe.toml").read_text()
+
+
+GROUNDED = RECIPE + """
+[curate]
+near_dedup = false
+[grounding]
+golden = "python-docs"
+[collapse]
+embedder = "hash"
+stop_on_fail = {stop}
+"""
+
+
+def test_grounded_run_writes_mix_collapse_report_and_html(tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path, GROUNDED.format(stop="false"))
+    assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    run = tmp_path / "runs" / "demo"
+    mix = pq.read_table(run / "data" / "mix" / "mix.parquet").to_pylist()
+    sources = [r["source"] for r in mix]
+    assert sources.count("synthetic") == 5 and sources.count("golden") > 5  # lambda <= 1
+    report = json.loads((run / "collapse" / "report.json").read_text())
+    assert report["round"] == 0 and set(report["indicators"]) >= {"distinct_2_ratio", "tail_coverage_ratio", "golden_ppl_ratio"}
+    page = (run / "report.html").read_text()
+    assert "Collapse indicators (round 0)" in page and "Training mix" in page and "Funnel" in page
+    assert RunDir(run).read_manifest()["collapse"]["status"] == report["status"]
+
+
+def test_failing_collapse_check_stops_with_its_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = write_recipe(tmp_path, GROUNDED.format(stop="true"))
+    code = main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
+    # Five near-identical canned records are far less diverse than the golden docs.
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "model collapse detected at round 0" in err and "distinct_2_ratio" in err
+    assert RunDir(tmp_path / "runs" / "demo").read_manifest()["collapse"]["status"] == "fail"
+    assert (tmp_path / "runs" / "demo" / "collapse" / "report.json").is_file()
+    assert (tmp_path / "runs" / "demo" / "report.html").is_file()

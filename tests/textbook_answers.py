@@ -16,6 +16,6 @@ def answer_for(body: dict[str, Any]) -> str:
     req = Request.chat(messages, model=body.get("model", "m"), seed=int(body.get("seed") or 0))
     if "Score:" in text or "rubric" in text.lower():
         return "Score: 4\nReason: clear and correct."
-    if "practice problem" in text and "Tests:" in text:
+    if "practice problem about" in text:
         return fake_exercise(req)
     return fake_explanation(req)

@@ -23,7 +23,7 @@ from synthloop.curation import build_curation_stages
 from synthloop.engines.aio import LoopThread
 from synthloop.engines.generate import generate_chunk, usage_of
 from synthloop.errors import BudgetExceeded
-from synthloop.grounding import GoldenSet, build_mix, golden_texts, load_golden, write_mix
+from synthloop.grounding import GoldenSet, GroundingConfig, build_mix, golden_texts, load_golden, write_mix
 from synthloop.pipeline import RunContext, Stage, VerifierStage, run_stages
 from synthloop.pipeline.plan import plan
 from synthloop.recipe import BackendConfig, Recipe
@@ -82,7 +82,9 @@ def run_recipe(
 
     io = LoopThread()
     ctx = RunContext(round=0, run_dir=rd.path)
-    golden = load_golden(recipe.grounding) if recipe.grounding is not None else None
+    # The collapse check needs a golden set too; without [grounding] it uses the built-in one.
+    needs_golden = recipe.grounding is not None or recipe.collapse is not None
+    golden = load_golden(recipe.grounding or GroundingConfig()) if needs_golden else None
     stages = _verify_stages(recipe, judge_client, judge_cfg, io) + build_curation_stages(
         recipe.curate, golden_texts=golden_texts(golden) if golden is not None else None
     )
@@ -97,8 +99,10 @@ def run_recipe(
             _commit(rd, manifest, index, accepted, rejected, budget)
             if progress:
                 progress(*_counts(manifest))
-        if golden is not None:
+        if recipe.grounding is not None and golden is not None:
             _write_mix(rd, recipe, golden, manifest)
+        if recipe.collapse is not None and golden is not None:
+            _check_collapse(rd, recipe, golden, manifest)
     except BudgetExceeded as e:
         stopped = str(e)
     except KeyboardInterrupt:
@@ -149,6 +153,23 @@ def _write_mix(rd: RunDir, recipe: Recipe, golden: GoldenSet, manifest: dict[str
     write_mix(mix, rd.mix_dir)
     manifest["mix"] = mix.stats.to_dict()
     manifest["stages_completed"] = sorted(set(manifest["stages_completed"]) | {"mix"})
+
+
+def _check_collapse(rd: RunDir, recipe: Recipe, golden: GoldenSet, manifest: dict[str, Any]) -> None:
+    """Collapse indicators of the accepted data against the golden set; written before enforced,
+    so a failing run still leaves its report (and the card says why it stopped)."""
+    from synthloop.collapse import CollapseMonitor, write_report
+
+    assert recipe.collapse is not None
+    monitor = CollapseMonitor.for_run(recipe.collapse, rd.path)
+    texts = [r.main_text() for r in read_records(rd.accepted_dir)]
+    if not texts:
+        manifest["collapse"] = {"status": "skipped", "reasons": ["no accepted records to measure"]}
+        return
+    report = monitor.check(texts, golden_texts(golden, split="train"), golden_texts(golden, split="heldout"), round=0)
+    write_report(report, rd.path / recipe.collapse.report)
+    manifest["collapse"] = {"status": report.status, "reasons": report.reasons}
+    monitor.enforce(report)
 
 
 def _register_fake_answers() -> None:

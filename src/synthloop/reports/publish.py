@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from synthloop.reports.card import render_card
+from synthloop.reports.html import render_html
 from synthloop.reports.funnel import read_funnel, read_recipe
 from synthloop.storage import RunDir, read_records
 
@@ -17,7 +18,9 @@ from synthloop.storage import RunDir, read_records
 def publish(rd: RunDir) -> None:
     export_jsonl(rd)
     funnel = read_funnel(rd)
-    _write(rd.path / "README.md", render_card(rd.read_manifest(), read_recipe(rd), funnel))
+    manifest, recipe = rd.read_manifest(), read_recipe(rd)
+    _write(rd.path / "README.md", render_card(manifest, recipe, funnel))
+    _write(rd.path / "report.html", render_html(manifest, recipe, funnel, rd.path))
 
 
 def export_jsonl(rd: RunDir) -> Path:

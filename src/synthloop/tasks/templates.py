@@ -10,6 +10,7 @@ from importlib import resources
 import xxhash
 
 _SECTION = re.compile(r"^\[(system|user|assistant)\]\s*$", re.M)
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,15 @@ class Template:
         return xxhash.xxh3_64_hexdigest(self.text.encode("utf-8"))
 
     def render(self, **values: str) -> list[dict[str, str]]:
-        """Chat messages with `{name}` placeholders filled. Sections start with `[role]` lines."""
+        """Chat messages with `{name}` placeholders filled; other braces (code in a worked
+        example) are left alone. Sections start with `[role]` lines; `[assistant]` sections are
+        demonstrations, which small teachers follow far better than written format rules."""
         parts = _SECTION.split(self.text)
-        messages = []
-        for role, body in zip(parts[1::2], parts[2::2]):
-            messages.append({"role": role, "content": body.strip().format(**values)})
-        return messages
+
+        def fill(m: re.Match[str]) -> str:
+            return values.get(m.group(1), m.group(0))
+
+        return [{"role": role, "content": _PLACEHOLDER.sub(fill, body.strip())} for role, body in zip(parts[1::2], parts[2::2])]
 
 
 def load_template(template_id: str) -> Template:

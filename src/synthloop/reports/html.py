@@ -1,0 +1,132 @@
+"""`report.html`: one self-contained page (no scripts, no network) built from the run directory:
+the funnel, rejection reasons, judge scores, tokens and cost, the mix and the collapse indicators."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from synthloop.reports.funnel import Funnel
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0}td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.bar{display:inline-block;height:10px;background:#4a7;vertical-align:middle}.bar.rej{background:#c55}
+.ok{color:#272}.warn{color:#b70}.fail{color:#c22}.skipped{color:#888}
+.note{background:#fff6d6;border:1px solid #eed37a;padding:.6em 1em}
+"""
+
+
+def render_html(manifest: dict[str, Any], recipe: dict[str, Any], f: Funnel, run_dir: Path) -> str:
+    teacher = recipe.get("teacher", {})
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>{_e(manifest['name'])} · synthloop report</title><style>{CSS}</style>",
+        f"<h1>{_e(manifest['name'])}</h1>",
+        f"<p class='note'><b>Synthetic data.</b> Written by <code>{_e(teacher.get('backend'))}:{_e(teacher.get('model'))}</code> "
+        "through synthloop; not human-written.</p>",
+        _status(manifest),
+        _funnel(f),
+        _reasons(f),
+        _scores(f),
+        _topics(f),
+        _usage(f),
+        _mix(manifest),
+        _collapse(run_dir / "collapse" / "report.json"),
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def _status(m: dict[str, Any]) -> str:
+    state = "finished" if m.get("finished") else f"not finished ({m.get('stopped_reason') or 'interrupted'})"
+    return f"<p>Status: <b>{_e(state)}</b> · seed {m.get('seed')} · recipe hash <code>{_e(m.get('recipe_hash'))}</code></p>"
+
+
+def _funnel(f: Funnel) -> str:
+    rows = [("planned", f.planned, ""), ("accepted", f.accepted, ""), ("rejected", f.rejected, "rej"), ("not yet done", f.pending, "rej")]
+    return "<h2>Funnel</h2>" + _table(["", "records", ""], [(k, _n(v), _bar(v, f.planned, cls)) for k, v, cls in rows])
+
+
+def _reasons(f: Funnel) -> str:
+    if not f.by_reason:
+        return ""
+    rows = [(s, r, _n(n), _bar(n, f.rejected, "rej")) for (s, r), n in f.by_reason.most_common()]
+    return "<h2>Rejections by stage and reason</h2>" + _table(["stage", "reason", "count", ""], rows)
+
+
+def _scores(f: Funnel) -> str:
+    if not f.judge_scores:
+        return ""
+    hist = Counter(int(round(s)) for s in f.judge_scores)
+    rows = [(str(k), _n(hist.get(k, 0)), _bar(hist.get(k, 0), len(f.judge_scores), "")) for k in range(1, 6)]
+    return "<h2>Judge scores</h2>" + _table(["score", "records", ""], rows)
+
+
+def _topics(f: Funnel) -> str:
+    if not f.by_topic:
+        return ""
+    rows = [(t, _n(n), _bar(n, max(f.by_topic.values()), "")) for t, n in sorted(f.by_topic.items())]
+    return "<h2>Accepted records by topic</h2>" + _table(["topic", "accepted", ""], rows)
+
+
+def _usage(f: Funnel) -> str:
+    rows = [
+        ("prompt tokens", _n(f.prompt_tokens)),
+        ("completion tokens", _n(f.completion_tokens)),
+        ("model requests", _n(f.requests)),
+        ("answered from the cache", _n(f.cached_requests)),
+        ("cost (USD)", f"{f.cost_usd:.4f}"),
+    ]
+    return "<h2>Tokens and cost</h2>" + _table(["", ""], rows)
+
+
+def _mix(m: dict[str, Any]) -> str:
+    mix = m.get("mix")
+    if not mix:
+        return ""
+    rows = [(k, _e(json.dumps(v) if isinstance(v, (dict, list)) else v)) for k, v in mix.items()]
+    return "<h2>Training mix (golden + synthetic)</h2>" + _table(["", ""], rows)
+
+
+def _collapse(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for name, r in (report.get("indicators") or {}).items():
+        status = r.get("status", "?")
+        value = r.get("value")
+        rows.append((name, "—" if value is None else f"{value:.4g}", _e(r.get("warn")), _e(r.get("fail")), f"<span class='{_e(status)}'>{_e(status)}</span>"))
+    head = f"<h2>Collapse indicators (round {report.get('round')}): <span class='{_e(report.get('status'))}'>{_e(report.get('status'))}</span></h2>"
+    return head + _table(["indicator", "value", "warn", "fail", "status"], rows)
+
+
+def _table(head: list[str], rows: list[tuple[Any, ...]]) -> str:
+    th = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _cell(c: Any) -> str:
+    s = str(c)
+    if s.startswith("<"):
+        return f"<td>{s}</td>"
+    cls = " class='n'" if s.replace(",", "").replace(".", "").isdigit() else ""
+    return f"<td{cls}>{_e(s)}</td>"
+
+
+def _bar(n: int, total: int, cls: str) -> str:
+    width = 0 if not total else int(240 * n / total)
+    return f"<span class='bar {cls}' style='width:{width}px'></span>"
+
+
+def _n(v: int) -> str:
+    return f"{v:,}"
+
+
+def _e(v: Any) -> str:
+    return html.escape("" if v is None else str(v), quote=True)
