@@ -83,3 +83,27 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
     assert second_session < reference_requests
     manifest_data = json.loads(manifest.read_text())
     assert manifest_data["finished"] is True and manifest_data["completed_chunks"] == [0, 1, 2, 3]
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None:
+    slow = Fault("slow", delay_s=0.15)
+    with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
+        recipe = tmp_path / "r.toml"
+        recipe.write_text(RECIPE.format(url=stub.base_url))
+        proc = run_cli(recipe, tmp_path / "runs")
+        manifest = tmp_path / "runs" / "resume" / "manifest.json"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if manifest.exists() and json.loads(manifest.read_text()).get("completed_chunks"):
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted; everything finished so far is saved" in err
+    assert "Traceback" not in err
+    data = json.loads(manifest.read_text())
+    assert data["finished"] is False and data["stopped_reason"] == "interrupted"
+    assert len(data["completed_chunks"]) >= 1
+    card = (tmp_path / "runs" / "resume" / "README.md").read_text()
+    assert "not finished (interrupted)" in card
