@@ -74,7 +74,7 @@ def test_curate_parquet_in_and_out_with_config_and_flags(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("argv, message", [
     (["curate", "missing.jsonl", "--out", "o"], "file not found: missing.jsonl"),
-    (["curate", "{src}", "--out", "o", "--config", "nope.toml"], "config file not found: nope.toml"),
+    (["curate", "{src}", "--out", "o", "--config", "nope.toml"], "file not found: nope.toml (pass a TOML file with a [curate] table)"),
     (["curate", "{src}", "--out", "o", "--eval", "gone.jsonl"], "file not found: gone.jsonl"),
     (["curate", "{csv}", "--out", "o"], "unknown file type '.csv'"),
 ])

@@ -112,3 +112,13 @@ def test_template_render_fills_placeholders_and_keeps_code_braces() -> None:
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     assert msgs[0]["content"] == "Teach pathlib." and msgs[1]["content"] == "d = {'a': 1}"
     assert msgs[2]["content"] == "f'{x}' for a beginner" and msgs[3]["content"] == "Now pathlib."
+
+
+@pytest.mark.parametrize("name", ["python-textbook.toml", "grounded.toml", "openai-server.toml"])
+def test_example_recipes_are_valid(name: str) -> None:
+    from pathlib import Path
+
+    from synthloop.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).parents[1] / "examples" / name)
+    assert plan(recipe)

@@ -122,15 +122,20 @@ class Recipe(Section):
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read and validate a TOML recipe. Raises `RecipeError` with one line per the first problem."""
     p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"recipe file not found: {p} (pass the path to a .toml recipe, e.g. examples/python-textbook.toml)")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise RecipeError(f"{p}: not valid TOML: {e} (fix the syntax at that line)") from None
+    data = read_toml(p, "pass the path to a .toml recipe, e.g. examples/python-textbook.toml")
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
+        set_dotted(data, dotted, value)
     return recipe_from_dict(data, source=str(p))
+
+
+def read_toml(path: Path, hint: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing file or a syntax error is a one-line `RecipeError`."""
+    if not path.is_file():
+        raise RecipeError(f"file not found: {path} ({hint})")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML: {e} (fix the syntax at that line)") from None
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
@@ -155,7 +160,7 @@ def describe_validation_error(e: ValidationError) -> str:
     return f"'{path}': {msg}, got {got_s}"
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = data
     for k in keys[:-1]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from synthloop.curation.io import TEXT_FIELDS_TRIED, Row, iter_rows, row_text
 from synthloop.curation.text import batched
 from synthloop.errors import InputError, RecipeError
 from synthloop.pipeline import RunContext, run_stages
+from synthloop.recipe import describe_validation_error, read_toml, set_dotted
 from synthloop.records import EXTERNAL, Record
 
 CHUNK = 256
@@ -51,25 +51,13 @@ def load_curate_config(path: str | Path | None, updates: dict[str, Any] | None =
     `updates` (from CLI flags, dotted keys) applied on top."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"config file not found: {p} (pass a TOML file with a [curate] table)")
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise RecipeError(f"{p}: not valid TOML: {e} (fix the syntax at that line)") from None
+        raw = read_toml(Path(path), "pass a TOML file with a [curate] table")
         data = raw.get("curate", raw)
     for dotted, value in (updates or {}).items():
-        node = data
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
+        set_dotted(data, dotted, value)
     try:
         return CurateConfig.model_validate(data)
     except ValidationError as e:
-        from synthloop.recipe import describe_validation_error
-
         raise RecipeError(f"curate config: {describe_validation_error(e)}") from None
 
 

@@ -181,31 +181,32 @@ def _register_fake_answers() -> None:
 
 
 def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfig, io: LoopThread) -> list[Stage]:
-    from synthloop.verifiers import LLMJudge, PythonCodeVerifier
+    from synthloop.verifiers import LLMJudge, PythonCodeVerifier, PythonSnippetVerifier
 
     stages: list[Stage] = []
-    if recipe.verify.code and "textbook" in recipe.plan.tasks:
-        code = PythonCodeVerifier(timeout_s=recipe.verify.timeout_s, memory_mb=recipe.verify.memory_mb)
-        stages.append(_OnlyWithCode(VerifierStage(code, stage="verify")))
+    if recipe.verify.code:
+        limits = {"timeout_s": recipe.verify.timeout_s, "memory_mb": recipe.verify.memory_mb}
+        stages.append(CodeVerifyStage(PythonCodeVerifier(**limits), PythonSnippetVerifier(**limits)))
     if recipe.judge.enabled:
         judge = LLMJudge(judge_client, rubric=recipe.judge.rubric, min_score=recipe.judge.min_score, model=judge_cfg.model)
         stages.append(JudgeStage(judge, io))
     return stages
 
 
-class _OnlyWithCode(Stage):
-    """Code verification applies to records that carry code and tests; others pass through."""
+class CodeVerifyStage(Stage):
+    """Ground truth by execution: a record with a reference solution and tests runs its tests;
+    any other record runs the Python examples it shows (an instruction answer's snippets)."""
 
-    def __init__(self, inner: VerifierStage) -> None:
-        self.inner = inner
-        self.name = inner.name
+    name = "verify"
+
+    def __init__(self, tests: Any, snippets: Any) -> None:
+        self.tests = VerifierStage(tests, stage="verify")
+        self.snippets = VerifierStage(snippets, stage="verify")
 
     def run(self, records: Any, ctx: RunContext) -> Iterator[Record]:
         for r in records:
-            if r.answer and r.tests:
-                yield from self.inner.run([r], ctx)
-            else:
-                yield r
+            inner = self.tests if (r.answer and r.tests) else self.snippets
+            yield from inner.run([r], ctx)
 
 
 class JudgeStage(Stage):

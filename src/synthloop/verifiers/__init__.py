@@ -1,6 +1,7 @@
 """Verifiers: `verify(record) -> Verdict(stage, name, ok, score, reason)`.
 
 - `PythonCodeVerifier`: runs a record's unit tests against its reference solution in the sandbox.
+- `PythonSnippetVerifier`: runs the ```python examples shown in prose (instruction answers).
 - `LLMJudge`: a model grades the record 1-5 against a rubric file.
 - `run_sandboxed`: the sandbox itself, for anything else that must run untrusted Python.
 
@@ -10,16 +11,19 @@ the part before ':' is what the run report counts.
 
 from synthloop.verifiers.code import PythonCodeVerifier
 from synthloop.verifiers.judge import LLMJudge, load_rubric, parse_judgement, register_fake_judge
+from synthloop.verifiers.snippets import PythonSnippetVerifier, python_blocks
 from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, isolation_layers, run_sandboxed
 
 __all__ = [
     "LLMJudge",
     "PythonCodeVerifier",
+    "PythonSnippetVerifier",
     "SandboxLimits",
     "SandboxResult",
     "isolation_layers",
     "load_rubric",
     "parse_judgement",
+    "python_blocks",
     "register_fake_judge",
     "run_sandboxed",
 ]

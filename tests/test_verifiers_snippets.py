@@ -1,0 +1,40 @@
+"""The snippet verifier: the Python examples shown in prose must run."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthloop.records import Record
+from synthloop.verifiers import PythonSnippetVerifier, python_blocks
+
+
+def answer(*blocks: str) -> Record:
+    body = "\n\nThen:\n\n".join(f"```python\n{b}\n```" for b in blocks)
+    return Record(id="x", text=f"Use it like this.\n\n{body}\n\nThat is all.")
+
+
+@pytest.mark.parametrize(
+    ("record", "ok", "category"),
+    [
+        (answer("xs = [3, 1]", "print(sorted(xs))"), True, "examples_run"),  # later blocks see earlier names
+        (Record(id="x", text="Just prose, no code."), True, "no_code"),
+        (answer("def f(:\n    pass"), False, "syntax_error"),
+        (answer("print(undefined_name)"), False, "example_error"),
+        (answer("while True:\n    pass"), False, "timeout"),
+    ],
+)
+def test_snippet_verdicts(record: Record, ok: bool, category: str) -> None:
+    verdict = PythonSnippetVerifier(timeout_s=1.0).verify(record)
+    assert verdict.ok is ok
+    assert verdict.reason.split(":", 1)[0] == category
+    assert verdict.name == "python_snippets" and verdict.stage == "verify"
+
+
+def test_example_error_names_the_exception() -> None:
+    verdict = PythonSnippetVerifier().verify(answer("{}['missing']"))
+    assert "KeyError" in verdict.reason
+
+
+def test_python_blocks_ignores_other_languages() -> None:
+    text = "```bash\nls\n```\n```python\nx = 1\n```\n```py\ny = 2\n```"
+    assert python_blocks(text) == ["x = 1\n", "y = 2\n"]
