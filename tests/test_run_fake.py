@@ -233,3 +233,15 @@ def test_failing_collapse_check_stops_with_its_reason(tmp_path: Path, capsys: py
     assert RunDir(tmp_path / "runs" / "demo").read_manifest()["collapse"]["status"] == "fail"
     assert (tmp_path / "runs" / "demo" / "collapse" / "report.json").is_file()
     assert (tmp_path / "runs" / "demo" / "report.html").is_file()
+
+
+def test_instruction_records_flow_through_every_stage(tmp_path: Path) -> None:
+    text = RECIPE.replace('personas = ["a beginner", "an expert"]', 'personas = ["a beginner", "an expert"]\ntasks = ["textbook", "instruction"]')
+    recipe = write_recipe(tmp_path, text + "[curate]\nnear_dedup = false\n")
+    assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    records = list(read_records(RunDir(tmp_path / "runs" / "demo").accepted_dir))
+    instruction = [r for r in records if r.task == "instruction"]
+    assert instruction and len(records) == 5
+    r = instruction[0]
+    assert r.messages[0]["content"].startswith("How do I") and r.text == r.messages[1]["content"]
+    assert [v.name for v in r.verdicts] == ["python_snippets", "judge"]

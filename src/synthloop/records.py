@@ -102,13 +102,14 @@ class Record:
         return f"{HASH_VERSION}:{xxhash.xxh3_128_hexdigest(canonical_json(self.content()).encode())}"
 
     def main_text(self) -> str:
-        """The text curation looks at: every content field, joined."""
-        if self.text and not (self.explanation or self.problem or self.answer):
-            return self.text
-        parts = [self.explanation, self.problem, self.reasoning, self.answer, self.tests, self.text]
-        if not any(parts):
-            parts = [m.get("content", "") for m in self.messages]
-        return "\n\n".join(p for p in parts if p)
+        """The text curation looks at: the structured fields of a lesson, else the conversation,
+        else the plain text."""
+        parts = [self.explanation, self.problem, self.reasoning, self.answer, self.tests]
+        if any(parts):
+            return "\n\n".join(p for p in [*parts, self.text] if p)
+        if self.messages:
+            return "\n\n".join(m.get("content", "") for m in self.messages)
+        return self.text
 
     # -- decisions --------------------------------------------------------------------------
     def add_verdict(self, verdict: Verdict) -> None:

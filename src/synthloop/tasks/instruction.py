@@ -32,7 +32,8 @@ class InstructionTask(Task):
 
     def apply(self, record: Record, values: list[Any]) -> None:
         qa = values[0]
-        record.problem = qa["question"]
+        # The question lives in the conversation only: `problem` is a practice problem's field,
+        # which curation expects to come with step-by-step reasoning and a reference solution.
         record.text = qa["answer"]
         record.messages = [{"role": "user", "content": qa["question"]}, {"role": "assistant", "content": qa["answer"]}]
 
