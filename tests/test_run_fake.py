@@ -245,3 +245,18 @@ def test_instruction_records_flow_through_every_stage(tmp_path: Path) -> None:
     r = instruction[0]
     assert r.messages[0]["content"].startswith("How do I") and r.text == r.messages[1]["content"]
     assert [v.name for v in r.verdicts] == ["python_snippets", "judge"]
+
+
+def test_python_api_runs_a_recipe_object(tmp_path: Path) -> None:
+    import synthloop
+    from synthloop.recipe import BackendConfig, OutputConfig, PlanConfig, Recipe
+
+    recipe = Recipe(
+        name="api",
+        plan=PlanConfig(topics=["pathlib"], max_records=1),
+        teacher=BackendConfig(backend="fake"),
+        output=OutputConfig(runs_dir=str(tmp_path)),
+    )
+    result = synthloop.run(recipe)
+    assert (result.planned, result.accepted, result.rejected) == (1, 1, 0)  # type: ignore[attr-defined]
+    assert (tmp_path / "api" / "export" / "train.jsonl").read_text().count("\n") == 1
