@@ -38,3 +38,20 @@ def test_example_error_names_the_exception() -> None:
 def test_python_blocks_ignores_other_languages() -> None:
     text = "```bash\nls\n```\n```python\nx = 1\n```\n```py\ny = 2\n```"
     assert python_blocks(text) == ["x = 1\n", "y = 2\n"]
+
+
+@pytest.mark.parametrize(
+    ("after", "ok"),
+    [
+        ("\n\nOutput: [2, 4]", True),
+        ("\n\nOutput:\n```\n[2, 4]\n```", True),
+        ("\n\nOutput: [1, 2, 3, 4]", False),
+        ("\n\nThis is a filter.", True),  # no claim, nothing to compare
+    ],
+)
+def test_stated_output_must_match(after: str, ok: bool) -> None:
+    text = "Keep the even numbers:\n\n```python\nprint([x for x in [1, 2, 3, 4] if x % 2 == 0])\n```" + after
+    verdict = PythonSnippetVerifier().verify(Record(id="x", text=text))
+    assert verdict.ok is ok, verdict.reason
+    if not ok:
+        assert verdict.reason.startswith("output_mismatch") and "[2, 4]" in verdict.reason
