@@ -89,7 +89,7 @@ def converted_dir(gguf: Path) -> Path:
 def require_torch() -> None:
     """Fail early, with the install command, if torch or transformers is missing."""
     if importlib.util.find_spec("torch") is None:
-        raise MissingDependency("the local backend needs `torch` (CPU build): install it with `pip install torch --index-url https://download.pytorch.org/whl/cpu`")
+        raise MissingDependency("the local backend needs `torch` (CPU build): install the CPU build first (`pip install torch==2.13.0` here; see scripts/setup.sh), then `pip install 'synthloop[local]'`")
     if importlib.util.find_spec("transformers") is None:
         raise MissingDependency.for_package("transformers", "the local backend", extra="local")
 
@@ -115,8 +115,9 @@ def _load(path: Path) -> LoadedModel:
     cached = converted_dir(path)
     if (cached / "config.json").is_file():
         return _from_dir(cached)
-    if importlib.util.find_spec("gguf") is None:
-        raise MissingDependency.for_package("gguf", "loading a .gguf model", extra="local")
+    for package in ("gguf", "accelerate"):  # transformers needs both to read a GGUF file
+        if importlib.util.find_spec(package) is None:
+            raise MissingDependency.for_package(package, "loading a .gguf model", extra="local")
     loaded = _from_gguf(path)
     _save_converted(loaded, cached)
     return loaded
