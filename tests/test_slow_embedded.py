@@ -22,12 +22,15 @@ def test_quickstart_on_embedded_teacher(tmp_path: Path, capsys: pytest.CaptureFi
     rd = RunDir(tmp_path / "python-textbook")
     f = read_funnel(rd)
     assert f.planned == 4 and f.accepted + f.rejected == 4
-    assert f.completion_tokens > 0 and f.requests >= 8  # two generation requests per record, at least
+    assert f.completion_tokens > 0 and f.requests >= 4  # at least one generation request per record
     everything = list(read_records(rd.accepted_dir)) + list(read_records(rd.rejected_dir))
     assert all(r.teacher.backend == "local" and r.teacher.model == "smollm2-135m" for r in everything)
     generated = [r for r in everything if r.rejected_stage != "generate"]
     for r in generated:  # what the model wrote was parsed into the record's fields
-        assert r.explanation and r.problem and r.answer and r.tests
+        if r.task == "textbook":
+            assert r.explanation and r.problem and r.answer and r.tests
+        else:
+            assert [m["role"] for m in r.messages] == ["user", "assistant"] and r.text
     assert "synthetic: true" in (rd.path / "README.md").read_text()
     capsys.readouterr()
     # The same command again is served entirely from the cache.
