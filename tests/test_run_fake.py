@@ -260,3 +260,19 @@ def test_python_api_runs_a_recipe_object(tmp_path: Path) -> None:
     result = synthloop.run(recipe)
     assert (result.planned, result.accepted, result.rejected) == (1, 1, 0)  # type: ignore[attr-defined]
     assert (tmp_path / "api" / "export" / "train.jsonl").read_text().count("\n") == 1
+
+
+def test_auto_rubric_judges_each_task_with_its_own_rubric(tmp_path: Path) -> None:
+    from synthloop.backends.fake import FakeBackend
+    from synthloop.engines.local import run_recipe
+    from synthloop.recipe import load_recipe
+    from synthloop.tasks import register_fake_answers
+    from synthloop.verifiers.judge import register_fake_judge
+
+    text = RECIPE.replace('personas = ["a beginner", "an expert"]', 'personas = ["a beginner", "an expert"]\ntasks = ["textbook", "instruction"]')
+    register_fake_answers()
+    register_fake_judge()
+    backend = FakeBackend()
+    run_recipe(load_recipe(write_recipe(tmp_path, text + "[curate]\nnear_dedup = false\n")), runs_dir=tmp_path / "runs", backend=backend)
+    tags = {c.tag for c in backend.calls if c.tag.startswith("judge:")}
+    assert tags == {"judge:textbook", "judge:instruction"}

@@ -108,7 +108,7 @@ def test_batch_goes_through_the_client_in_one_call() -> None:
     request = backend.calls[0]
     assert (request.tag, request.temperature, request.model) == ("judge:instruction", 0.0, "judge-model")
     assert request.messages[0] == ("system", load_rubric("instruction").text)
-    assert "[user]\nq0\n\n[assistant]\na0" in request.messages[1][1]
+    assert "[user]\nq0\n\n[assistant]\na0" in request.messages[-1][1]
 
 
 def test_low_score_is_a_rejection_with_the_judges_reason(fake_judge: None) -> None:

@@ -67,7 +67,9 @@ class BackendConfig(Section):
 
 class JudgeConfig(Section):
     enabled: bool = True
-    rubric: str = "textbook"  # a built-in rubric name or a path to a rubric file
+    #: "auto": each record is judged with the built-in rubric of its task (textbook, instruction);
+    #: otherwise a built-in rubric name or the path of a rubric file, used for every record.
+    rubric: str = "auto"
     min_score: float = Field(3.0, ge=0)
     #: None: the teacher judges its own output (sampling at temperature 0).
     backend: BackendConfig | None = None

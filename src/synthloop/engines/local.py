@@ -188,8 +188,12 @@ def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfi
         limits = {"timeout_s": recipe.verify.timeout_s, "memory_mb": recipe.verify.memory_mb}
         stages.append(CodeVerifyStage(PythonCodeVerifier(**limits), PythonSnippetVerifier(**limits)))
     if recipe.judge.enabled:
-        judge = LLMJudge(judge_client, rubric=recipe.judge.rubric, min_score=recipe.judge.min_score, model=judge_cfg.model)
-        stages.append(JudgeStage(judge, io))
+        rubrics = {t: (t if recipe.judge.rubric == "auto" else recipe.judge.rubric) for t in recipe.plan.tasks}
+        judges = {
+            task: LLMJudge(judge_client, rubric=rubric, min_score=recipe.judge.min_score, model=judge_cfg.model)
+            for task, rubric in rubrics.items()
+        }
+        stages.append(JudgeStage(judges, io))
     return stages
 
 
@@ -210,13 +214,14 @@ class CodeVerifyStage(Stage):
 
 
 class JudgeStage(Stage):
-    """Scores a chunk in one batch (the judge is a model: batching keeps it busy). The judge's
-    tokens and cost are added to each record's usage, so a record knows everything it cost."""
+    """Scores a chunk in one batch (the judge is a model: batching keeps it busy), each record
+    with its task's judge (rubric). The judge's tokens and cost are added to each record's usage,
+    so a record knows everything it cost."""
 
     name = "judge"
 
-    def __init__(self, judge: Any, io: LoopThread) -> None:
-        self.judge = judge
+    def __init__(self, judges: dict[str, Any], io: LoopThread) -> None:
+        self.judges = judges
         self.io = io
 
     def run(self, records: Any, ctx: RunContext) -> Iterator[Record]:
@@ -225,17 +230,24 @@ class JudgeStage(Stage):
             return
         stats = ctx.stage_stats(self.name)
         with ctx.timer(self.name):
-            parsed = self.io.run(self.judge.client.complete_parsed([self.judge.request(r) for r in batch], parse_judgement))
-        for record, outcome in zip(batch, parsed):
+            parsed = self.io.run(self._judge_all(batch))
+        for record, (judge, outcome) in zip(batch, parsed):
             stats.seen += 1
-            verdict = self.judge.verdict(outcome)
+            verdict = judge.verdict(outcome)
             record.add_verdict(verdict)
-            record.usage.add(usage_of(self.judge.client, [outcome]))
+            record.usage.add(usage_of(judge.client, [outcome]))
             if verdict.ok:
                 stats.kept += 1
                 yield record
             else:
                 ctx.reject(record, self.name, verdict.reason or "judge_rejected")
+
+    async def _judge_all(self, batch: list[Record]) -> list[tuple[Any, Any]]:
+        judges = [self.judges[r.task] for r in batch]
+        requests = [j.request(r) for j, r in zip(judges, batch)]
+        # one client call: a shared backend batches judgements of every rubric together
+        parsed = await judges[0].client.complete_parsed(requests, parse_judgement)
+        return list(zip(judges, parsed))
 
 
 def _process_chunk(
