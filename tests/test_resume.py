@@ -40,6 +40,15 @@ def run_cli(recipe: Path, runs: Path) -> subprocess.Popen[str]:
     )
 
 
+def wait_for_a_committed_chunk(manifest: Path, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if manifest.exists() and json.loads(manifest.read_text()).get("completed_chunks"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no chunk was committed within {timeout_s} s")
+
+
 def accepted(runs: Path) -> list[str]:
     return sorted(r.content_hash for r in read_records(RunDir(runs / "resume").accepted_dir))
 
@@ -59,11 +68,7 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
         stub.requests.clear()
         proc = run_cli(recipe, tmp_path / "runs")
         manifest = tmp_path / "runs" / "resume" / "manifest.json"
-        deadline = time.time() + 60
-        while time.time() < deadline:  # wait until at least one chunk is committed, not all
-            if manifest.exists() and len(json.loads(manifest.read_text()).get("completed_chunks", [])) >= 1:
-                break
-            time.sleep(0.05)
+        wait_for_a_committed_chunk(manifest)
         time.sleep(0.2)  # land somewhere inside the next chunk
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -92,11 +97,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None
         recipe.write_text(RECIPE.format(url=stub.base_url))
         proc = run_cli(recipe, tmp_path / "runs")
         manifest = tmp_path / "runs" / "resume" / "manifest.json"
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if manifest.exists() and json.loads(manifest.read_text()).get("completed_chunks"):
-                break
-            time.sleep(0.05)
+        wait_for_a_committed_chunk(manifest)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
