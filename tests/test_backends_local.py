@@ -49,3 +49,21 @@ def test_real_embedded_model_batch_and_converted_cache(tmp_path: Path, monkeypat
     second = asyncio.run(backend.generate(requests))
     assert backend.loaded().source == local.converted_dir(local.embedded_gguf())  # read the cache
     assert [a.text for a in second if isinstance(a, Response)] == [a.text for a in first if isinstance(a, Response)]
+
+
+@pytest.mark.slow
+def test_a_requests_answer_does_not_depend_on_its_batch() -> None:
+    """Per-row seeded sampling: what a resumed run regenerates matches the uninterrupted run."""
+    backend = local.LocalBackend()
+
+    def req(q: str, seed: int) -> Request:
+        return Request.chat([{"role": "user", "content": q}], model="smollm2-135m", temperature=0.3, top_p=0.9, max_tokens=40, seed=seed)
+
+    target = req("Explain Python's zip in two sentences.", 11)
+    others = [req("What is a dict?", 1), req("Write a haiku about lists, with many long words.", 2)]
+    alone = asyncio.run(backend.generate([target]))[0]
+    in_batch = asyncio.run(backend.generate([*others, target]))[-1]
+    assert isinstance(alone, Response) and isinstance(in_batch, Response)
+    assert alone.text == in_batch.text and alone.text
+    reseeded = asyncio.run(backend.generate([req("Explain Python's zip in two sentences.", 12)]))[0]
+    assert isinstance(reseeded, Response) and reseeded.text != alone.text

@@ -12,9 +12,8 @@ models are cached by path in this module.
 
 Generation is batched (left padding, the model's chat template) and runs in a worker thread so the
 event loop stays free; batches run one at a time per model (torch already uses every core).
-Requests with the same sampling parameters share a batch; a batch is seeded with its *first*
-request's `effective_seed`, so an answer is deterministic given the same batch, but can change
-if the same request is batched with different neighbours.
+Requests with the same sampling parameters share a batch; each row samples from its own
+generator seeded with its request's `effective_seed`, so an answer does not depend on the batch.
 """
 
 from __future__ import annotations
@@ -181,22 +180,56 @@ def _save_converted(loaded: LoadedModel, dest: Path) -> None:
 
 # -- generation ---------------------------------------------------------------------------------
 def _generate_batch(lm: LoadedModel, requests: list[Request]) -> list[Response]:
-    """One `model.generate` call; all requests share the first one's sampling parameters."""
+    """One `model.generate` call for requests that share temperature, top_p and max_tokens.
+
+    Sampling is per row: each request draws from its own generator seeded with its own seed
+    (`RowSampler`), so a request's answer does not depend on which other requests share its
+    batch. That is what lets a resumed run regenerate only the requests it lacks and still get
+    what an uninterrupted run got."""
     import torch
+    from transformers import LogitsProcessorList
 
     tok, first = lm.tokenizer, requests[0]
     prompts = [tok.apply_chat_template(r.message_dicts(), add_generation_prompt=True, tokenize=False) for r in requests]
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-    kwargs: dict[str, Any] = {"max_new_tokens": first.max_tokens, "pad_token_id": tok.pad_token_id, "do_sample": first.temperature > 0}
+    kwargs: dict[str, Any] = {"max_new_tokens": first.max_tokens, "pad_token_id": tok.pad_token_id, "do_sample": False}
     if first.temperature > 0:
-        kwargs.update(temperature=first.temperature, top_p=first.top_p)
-        torch.manual_seed(first.effective_seed)
+        sampler = RowSampler([r.effective_seed for r in requests], first.temperature, first.top_p)
+        kwargs["logits_processor"] = LogitsProcessorList([sampler])
     with lm.lock, torch.inference_mode():
         out = lm.model.generate(**enc, **kwargs)
     new = out[:, enc["input_ids"].shape[1] :].tolist()
     stops = _stop_ids(lm)
     prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
     return [_response(tok, row, int(n), stops, first.max_tokens) for row, n in zip(new, prompt_lens)]
+
+
+class RowSampler:
+    """A logits processor that samples each row with temperature and nucleus (top-p) filtering
+    from that row's own seeded generator, then leaves only the drawn token possible, so the
+    greedy step of `generate` picks it."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float) -> None:
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_p.cumsum(dim=-1) - sorted_p > self.top_p  # keep the smallest set reaching top_p
+        sorted_p = sorted_p.masked_fill(outside, 0.0)
+        picked = torch.empty(scores.shape[0], dtype=torch.long)
+        for row, gen in enumerate(self.generators):
+            choice = torch.multinomial(sorted_p[row], 1, generator=gen)
+            picked[row] = order[row, choice]
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(scores.shape[0]), picked] = 0.0
+        return out
 
 
 def _stop_ids(lm: LoadedModel) -> set[int]:
