@@ -88,7 +88,7 @@ def run_recipe(
     stages = _verify_stages(recipe, judge_client, judge_cfg, io) + build_curation_stages(
         recipe.curate, golden_texts=golden_texts(golden) if golden is not None else None
     )
-    _seed_stages(stages, rd, done_chunks, chunks)
+    _seed_stages(stages, rd, done_chunks)
 
     stopped = ""
     try:
@@ -114,15 +114,7 @@ def run_recipe(
             names = {"plan", "generate", *(s.name for s in stages), "publish"}
             manifest["stages_completed"] = sorted(set(manifest["stages_completed"]) | names)
         manifest["stopped_reason"] = stopped
-        manifest.setdefault("requests", {"sent": 0, "reused": 0})
-        manifest["requests"]["sent"] += teacher.usage.requests + (judge_client.usage.requests if judge_client is not teacher else 0)
-        manifest["requests"]["reused"] += teacher.usage.cached_requests + (
-            judge_client.usage.cached_requests if judge_client is not teacher else 0
-        )
-        manifest["last_session"] = {
-            "sent": teacher.usage.requests + judge_client.usage.requests,
-            "reused": teacher.usage.cached_requests + judge_client.usage.cached_requests,
-        }
+        _record_session(manifest, teacher, judge_client)
         rd.write_manifest(manifest)
         io.run(_close(teacher, judge_client))
         io.close()
@@ -143,6 +135,18 @@ def run_recipe(
         requests_reused=manifest["last_session"]["reused"],
         stats={k: v.to_dict() for k, v in ctx.stats.items()},
     )
+
+
+def _record_session(manifest: dict[str, Any], *clients: Client) -> None:
+    """Requests this invocation sent and reused (shown by the CLI), and the run's running totals."""
+    session = {
+        "sent": sum(c.usage.requests for c in clients),
+        "reused": sum(c.usage.cached_requests for c in clients),
+    }
+    totals = manifest.setdefault("requests", {"sent": 0, "reused": 0})
+    for key, n in session.items():
+        totals[key] += n
+    manifest["last_session"] = session
 
 
 def _write_mix(rd: RunDir, recipe: Recipe, golden: GoldenSet, manifest: dict[str, Any]) -> None:
@@ -284,7 +288,7 @@ def _counts(manifest: dict[str, Any]) -> tuple[int, int, int]:
     return sum(a for a, _ in counts), sum(r for _, r in counts), int(manifest["planned"])
 
 
-def _seed_stages(stages: list[Stage], rd: RunDir, done: set[int], chunks: list[list[Record]]) -> None:
+def _seed_stages(stages: list[Stage], rd: RunDir, done: set[int]) -> None:
     """On resume, stateful stages (dedup) re-learn what the committed chunks accepted."""
     seeders = [s for s in stages if hasattr(s, "seed")]
     if not seeders or not done:
