@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from synthloop.storage import RunDir, read_records
@@ -49,16 +51,22 @@ def wait_for_a_committed_chunk(manifest: Path, timeout_s: float = 60) -> None:
     raise AssertionError(f"no chunk was committed within {timeout_s} s")
 
 
+@contextmanager
+def slow_stub_recipe(tmp_path: Path) -> Iterator[tuple[OpenAIStub, Path]]:
+    """A stub that answers every request after 0.15 s, and the recipe pointed at it."""
+    slow = Fault("slow", delay_s=0.15)
+    with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
+        recipe = tmp_path / "r.toml"
+        recipe.write_text(RECIPE.format(url=stub.base_url))
+        yield stub, recipe
+
+
 def accepted(runs: Path) -> list[str]:
     return sorted(r.content_hash for r in read_records(RunDir(runs / "resume").accepted_dir))
 
 
 def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
-    slow = Fault("slow", delay_s=0.15)
-    with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
-        recipe = tmp_path / "r.toml"
-        recipe.write_text(RECIPE.format(url=stub.base_url))
-
+    with slow_stub_recipe(tmp_path) as (stub, recipe):
         ref = run_cli(recipe, tmp_path / "ref")
         assert ref.wait(timeout=120) == 0, ref.stderr.read() if ref.stderr else ""
         reference_requests = len(stub.requests)
@@ -91,10 +99,7 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None:
-    slow = Fault("slow", delay_s=0.15)
-    with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
-        recipe = tmp_path / "r.toml"
-        recipe.write_text(RECIPE.format(url=stub.base_url))
+    with slow_stub_recipe(tmp_path) as (_, recipe):
         proc = run_cli(recipe, tmp_path / "runs")
         manifest = tmp_path / "runs" / "resume" / "manifest.json"
         wait_for_a_committed_chunk(manifest)
