@@ -16,8 +16,6 @@ from synthloop.backends import (
     RequestCache,
     Response,
     make_client,
-    register_responder,
-    unregister_responder,
     with_retry_after,
 )
 from synthloop.errors import BackendError, BackendUnavailable, BadResponse, BudgetExceeded, RateLimited
@@ -185,16 +183,13 @@ def test_sync_helpers_work_across_calls() -> None:
     assert isinstance(client.complete_sync([req("b")])[0], Response)
 
 
-def test_registered_responder_longest_prefix_wins() -> None:
-    register_responder("textbook", lambda r: "generic")
-    register_responder("textbook.solution", lambda r: "specific")
-    try:
-        out = run(Client(FakeBackend()), [req("x", tag="textbook.solution.v1"), req("y", tag="textbook.explain"), req("z", tag="other")])
-        texts = [o.text for o in out if isinstance(o, Response)]
-        assert texts[:2] == ["specific", "generic"] and texts[2].startswith("Fake answer")
-    finally:
-        unregister_responder("textbook")
-        unregister_responder("textbook.solution")
+def test_responder_longest_prefix_wins() -> None:
+    backend = FakeBackend(responders={"textbook": lambda r: "generic", "textbook.solution": lambda r: "specific"})
+    out = run(Client(backend), [req("x", tag="textbook.solution.v1"), req("y", tag="textbook.explain"), req("z", tag="other")])
+    texts = [o.text for o in out if isinstance(o, Response)]
+    assert texts[:2] == ["specific", "generic"] and texts[2].startswith("Fake answer")
+    # responders belong to the instance: another backend has none
+    assert run(Client(FakeBackend()), [req("x", tag="textbook.solution.v1")])[0].text.startswith("Fake answer")  # type: ignore[union-attr]
 
 
 def test_make_client_from_config(tmp_path: Path) -> None:

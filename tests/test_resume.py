@@ -45,7 +45,7 @@ def run_cli(recipe: Path, runs: Path) -> subprocess.Popen[str]:
 def wait_for_a_committed_chunk(manifest: Path, timeout_s: float = 60) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if manifest.exists() and json.loads(manifest.read_text()).get("completed_chunks"):
+        if manifest.exists() and any(r["completed_chunks"] for r in json.loads(manifest.read_text()).get("rounds", [])):
             return
         time.sleep(0.05)
     raise AssertionError(f"no chunk was committed within {timeout_s} s")
@@ -80,7 +80,7 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
         time.sleep(0.2)  # land somewhere inside the next chunk
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        done = json.loads(manifest.read_text())["completed_chunks"]
+        done = json.loads(manifest.read_text())["rounds"][0]["completed_chunks"]
         assert 1 <= len(done) < 4, done
         first_session = len(stub.requests)
 
@@ -95,7 +95,7 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
     assert first_session + second_session <= reference_requests + 4
     assert second_session < reference_requests
     manifest_data = json.loads(manifest.read_text())
-    assert manifest_data["finished"] is True and manifest_data["completed_chunks"] == [0, 1, 2, 3]
+    assert manifest_data["finished"] is True and manifest_data["rounds"][0]["completed_chunks"] == [0, 1, 2, 3]
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None:
@@ -110,6 +110,6 @@ def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None
     assert "Traceback" not in err
     data = json.loads(manifest.read_text())
     assert data["finished"] is False and data["stopped_reason"] == "interrupted"
-    assert len(data["completed_chunks"]) >= 1
+    assert len(data["rounds"][0]["completed_chunks"]) >= 1
     card = (tmp_path / "runs" / "resume" / "README.md").read_text()
     assert "not finished (interrupted)" in card

@@ -70,7 +70,8 @@ def test_rerun_reuses_every_answer(tmp_path: Path, capsys: pytest.CaptureFixture
     rd = RunDir(tmp_path / "runs" / "demo")
     manifest = rd.read_manifest()
     first = sorted(r.content_hash for r in read_records(rd.accepted_dir))
-    manifest["completed_chunks"] = []
+    manifest.rounds[0].completed_chunks = []
+    manifest.rounds[0].finished = False
     rd.write_manifest(manifest)
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -79,33 +80,19 @@ def test_rerun_reuses_every_answer(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_rejections_are_kept_with_stage_and_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from synthloop.backends.fake import register_responder, unregister_responder
-
     def wrong_solution(req: object) -> str:
         return (
             "Problem: Write `double(x)`.\nSteps:\n1. Multiply.\nSolution:\n```python\ndef double(x):\n    return x + 1\n```\n"
             "Tests:\n```python\nassert double(2) == 4\nassert double(5) == 10\n```\n"
         )
 
-    register_responder("textbook:textbook_exercise", wrong_solution)
-    try:
-        # a fresh engine run re-registers canned answers; override after that via the responder param
-        from synthloop.backends.fake import FakeBackend
-        from synthloop.engines.local import run_recipe
-        from synthloop.recipe import load_recipe
-        from synthloop.tasks.textbook import fake_explanation
+    from synthloop.backends.fake import FakeBackend, canned_responders
+    from synthloop.recipe import load_recipe
+    from synthloop.rounds import run
 
-        def responder(req: object) -> str:
-            tag = req.tag  # type: ignore[attr-defined]
-            if tag.endswith("textbook_exercise"):
-                return wrong_solution(req)
-            if tag.startswith("judge"):
-                return "Score: 4\nReason: fine"
-            return fake_explanation(req)  # type: ignore[arg-type]
-
-        result = run_recipe(load_recipe(write_recipe(tmp_path)), runs_dir=tmp_path / "runs", backend=FakeBackend(responder))
-    finally:
-        unregister_responder("textbook:textbook_exercise")
+    # Responders belong to the backend instance: the canned answers, with the exercise replaced.
+    responders = {**canned_responders(), "textbook:textbook_exercise": wrong_solution}
+    result = run(load_recipe(write_recipe(tmp_path)), runs_dir=tmp_path / "runs", backend=FakeBackend(responders=responders))
     assert (result.accepted, result.rejected, result.planned) == (0, 5, 5)
     rd = RunDir(result.run_dir)
     rows = pq.read_table(rd.rejected_dir).to_pylist()
@@ -172,14 +159,14 @@ def test_budget_cap_stops_cleanly_and_resumes(tmp_path: Path, capsys: pytest.Cap
     assert "stopped before the end: budget reached" in out
     rd = RunDir(tmp_path / "runs" / "demo")
     manifest = rd.read_manifest()
-    assert manifest["finished"] is False and 1 <= len(manifest["completed_chunks"]) < 3
+    assert manifest.finished is False and 1 <= len(manifest.rounds[0].completed_chunks) < 3
     kept = len(list(read_records(rd.accepted_dir))) + len(list(read_records(rd.rejected_dir)))
     assert 0 < kept < 5
     assert "not finished (budget reached" in (rd.path / "README.md").read_text()
     # Raising the cap (the budget is not part of the recipe's identity) finishes the same run.
     assert main([*args, "--set", "budget.max_tokens=100000"]) == 0
     assert "planned 5" in capsys.readouterr().out
-    assert rd.read_manifest()["finished"] is True
+    assert rd.read_manifest().finished is True
 
 
 def test_api_key_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,14 +200,16 @@ def test_grounded_run_writes_mix_collapse_report_and_html(tmp_path: Path) -> Non
     recipe = write_recipe(tmp_path, GROUNDED.format(stop="false"))
     assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
     run = tmp_path / "runs" / "demo"
-    mix = pq.read_table(run / "data" / "mix" / "mix.parquet").to_pylist()
+    mix = pq.read_table(run / "data" / "mix" / "round-000" / "mix.parquet").to_pylist()
     sources = [r["source"] for r in mix]
     assert sources.count("synthetic") == 5 and sources.count("golden") > 5  # lambda <= 1
     report = json.loads((run / "collapse" / "report.json").read_text())
     assert report["round"] == 0 and set(report["indicators"]) >= {"distinct_2_ratio", "tail_coverage_ratio", "golden_ppl_ratio"}
     page = (run / "report.html").read_text()
     assert "Collapse indicators (round 0)" in page and "Training mix" in page and "Funnel" in page
-    assert RunDir(run).read_manifest()["collapse"]["status"] == report["status"]
+    collapse = RunDir(run).read_manifest().rounds[0].collapse
+    assert collapse is not None and collapse.status == report["status"]
+    assert (run / "export" / "mix.jsonl").read_text().count("\n") == len(mix)
 
 
 def test_failing_collapse_check_stops_with_its_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -230,7 +219,12 @@ def test_failing_collapse_check_stops_with_its_reason(tmp_path: Path, capsys: py
     assert code == 1
     err = capsys.readouterr().err
     assert "model collapse detected at round 0" in err and "distinct_2_ratio" in err
-    assert RunDir(tmp_path / "runs" / "demo").read_manifest()["collapse"]["status"] == "fail"
+    manifest = RunDir(tmp_path / "runs" / "demo").read_manifest()
+    assert manifest.rounds[0].collapse is not None and manifest.rounds[0].collapse.status == "fail"
+    # Stopped before export: round 0 failed, so nothing is published, and the card says so.
+    assert manifest.status == "stopped" and manifest.published_round is None
+    assert (tmp_path / "runs" / "demo" / "export" / "train.jsonl").read_text() == ""
+    assert "stopped: collapse (" in (tmp_path / "runs" / "demo" / "README.md").read_text()
     assert (tmp_path / "runs" / "demo" / "collapse" / "report.json").is_file()
     assert (tmp_path / "runs" / "demo" / "report.html").is_file()
 
@@ -263,16 +257,12 @@ def test_python_api_runs_a_recipe_object(tmp_path: Path) -> None:
 
 
 def test_auto_rubric_judges_each_task_with_its_own_rubric(tmp_path: Path) -> None:
-    from synthloop.backends.fake import FakeBackend
-    from synthloop.engines.local import run_recipe
+    from synthloop.backends.fake import FakeBackend, canned_responders
     from synthloop.recipe import load_recipe
-    from synthloop.tasks import register_fake_answers
-    from synthloop.verifiers.judge import register_fake_judge
+    from synthloop.rounds import run
 
     text = RECIPE.replace('personas = ["a beginner", "an expert"]', 'personas = ["a beginner", "an expert"]\ntasks = ["textbook", "instruction"]')
-    register_fake_answers()
-    register_fake_judge()
-    backend = FakeBackend()
-    run_recipe(load_recipe(write_recipe(tmp_path, text + "[curate]\nnear_dedup = false\n")), runs_dir=tmp_path / "runs", backend=backend)
+    backend = FakeBackend(responders=canned_responders())
+    run(load_recipe(write_recipe(tmp_path, text + "[curate]\nnear_dedup = false\n")), runs_dir=tmp_path / "runs", backend=backend)
     tags = {c.tag for c in backend.calls if c.tag.startswith("judge:")}
     assert tags == {"judge:textbook", "judge:instruction"}

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from synthloop.backends.base import Request, Response
 from synthloop.backends.client import Client, ParseFailure
-from synthloop.backends.fake import FakeBackend, registered_responder, unregister_responder
+from synthloop.backends.fake import FakeBackend
 from synthloop.errors import BadResponse, VerifierError
 from synthloop.pipeline.context import RunContext
 from synthloop.pipeline.stage import VerifierStage
 from synthloop.records import Record
-from synthloop.verifiers import LLMJudge, load_rubric, parse_judgement, register_fake_judge
+from synthloop.verifiers import LLMJudge, load_rubric, parse_judgement
 from synthloop.verifiers.judge import BUILTIN_RUBRICS, fake_judgement
 
 
@@ -24,14 +23,10 @@ def judged(text: str) -> tuple[float, str]:
     return j.score, j.reason
 
 
-@pytest.fixture
-def fake_judge() -> Iterator[None]:
-    """Register the canned judge for this test only (leave any earlier registration alone)."""
-    had = registered_responder("judge:") is not None
-    register_fake_judge()
-    yield
-    if not had:
-        unregister_responder("judge:")
+def judging_backend() -> FakeBackend:
+    """A fake backend that answers judge requests with the canned judgement (its own responders:
+    nothing is registered process-wide)."""
+    return FakeBackend(responders={"judge:": fake_judgement})
 
 
 @pytest.mark.parametrize(
@@ -111,8 +106,8 @@ def test_batch_goes_through_the_client_in_one_call() -> None:
     assert "[user]\nq0\n\n[assistant]\na0" in request.messages[-1][1]
 
 
-def test_low_score_is_a_rejection_with_the_judges_reason(fake_judge: None) -> None:
-    judge = LLMJudge(Client(FakeBackend()), min_score=3)
+def test_low_score_is_a_rejection_with_the_judges_reason() -> None:
+    judge = LLMJudge(Client(judging_backend()), min_score=3)
     good, low = judge.verify(Record(id="a", text="fine")), judge.verify(Record(id="b", text="LOW-QUALITY text"))
     assert (good.ok, good.score) == (True, 4.0)
     assert (low.ok, low.score) == (False, 2.0)
@@ -165,9 +160,9 @@ def test_fake_judgement_looks_only_at_the_judged_record() -> None:
     assert fake_judgement(tricky).startswith("Score: 2")  # no markers: the whole prompt is the record
 
 
-def test_judge_in_a_verifier_stage_counts_categories(fake_judge: None) -> None:
+def test_judge_in_a_verifier_stage_counts_categories() -> None:
     ctx = RunContext()
-    stage = VerifierStage(LLMJudge(Client(FakeBackend())), stage="judge")
+    stage = VerifierStage(LLMJudge(Client(judging_backend())), stage="judge")
     records = [Record(id="a", text="good"), Record(id="b", text="LOW-QUALITY")]
     assert [r.id for r in stage.run(records, ctx)] == ["a"]
     assert dict(ctx.stats["judge:judge"].reasons) == {"judge_score_low": 1}

@@ -30,11 +30,22 @@ class PlanConfig(Section):
     skills: list[str] = ["explain-and-apply"]
     personas: list[str] = ["a student who knows basic Python"]
     difficulties: list[str] = ["easy"]
-    tasks: list[Literal["textbook", "instruction"]] = ["textbook"]
+    #: Registered task names (`synthloop.tasks.task_names()`): built-in "textbook", "instruction".
+    tasks: list[str] = Field(["textbook"], min_length=1)
     per_cell: int = Field(1, ge=1)
     #: Upper bound on planned records; when the product of the axes is larger, a seeded sample
     #: of cells is taken, spread over topics first.
     max_records: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> "PlanConfig":
+        from synthloop.tasks.base import task_names
+
+        known = task_names()
+        unknown = [t for t in self.tasks if t not in known]
+        if unknown:
+            raise ValueError(f"unknown task {unknown[0]!r}: use one of {', '.join(known)} (or register your own with @register_task)")
+        return self
 
 
 class BackendConfig(Section):
@@ -87,6 +98,16 @@ class BudgetConfig(Section):
     max_tokens: int | None = Field(None, ge=1)
 
 
+class RoundsConfig(Section):
+    """How many rounds, and how each round's plan is steered by the one before."""
+
+    count: int = Field(1, ge=1)
+    #: A registered steer (`synthloop.rounds.STEERS`): "uniform" gives every cell the same weight.
+    steer: str = "uniform"
+    #: Records planned per round; default: the size of the unsteered plan.
+    records_per_round: int | None = Field(None, ge=1)
+
+
 class OutputConfig(Section):
     runs_dir: str = "runs"
     shard_size: int = Field(8, ge=1)  # records per committed chunk (the unit of resume)
@@ -103,6 +124,7 @@ class Recipe(Section):
     curate: CurateConfig = CurateConfig()
     budget: BudgetConfig = BudgetConfig()
     output: OutputConfig = OutputConfig()
+    rounds: RoundsConfig = RoundsConfig()
     #: Sections owned by their packages (grounding/, collapse/), validated like the rest.
     grounding: GroundingConfig | None = None
     collapse: CollapseConfig | None = None
@@ -178,6 +200,7 @@ __all__ = [
     "OutputConfig",
     "PlanConfig",
     "Recipe",
+    "RoundsConfig",
     "VerifyConfig",
     "load_recipe",
     "recipe_from_dict",

@@ -12,14 +12,14 @@ from pathlib import Path
 from synthloop.backends.base import Backend, Request, Response, retry_after, with_retry_after
 from synthloop.backends.cache import RequestCache
 from synthloop.backends.client import Budget, Client, ParseFailure, Parsed
-from synthloop.backends.fake import FakeBackend, register_responder, unregister_responder
+from synthloop.backends.fake import FakeBackend, canned_responders
 from synthloop.recipe import BackendConfig
 
 
 def make_backend(cfg: BackendConfig) -> Backend:
     """The backend a recipe's `[teacher]` (or `[judge.backend]`) section describes."""
     if cfg.backend == "fake":
-        return FakeBackend(model=cfg.model, batch_size=cfg.batch_size or 8)
+        return FakeBackend(model=cfg.model, batch_size=cfg.batch_size or 8, responders=canned_responders())
     if cfg.backend == "openai_compat":
         from synthloop.backends.openai_compat import OpenAICompatBackend
 
@@ -76,8 +76,7 @@ __all__ = [
     "Response",
     "make_backend",
     "make_client",
-    "register_responder",
     "retry_after",
-    "unregister_responder",
+    "canned_responders",
     "with_retry_after",
 ]

@@ -1,9 +1,10 @@
 """A deterministic backend: public API for tests, examples and `--dry-run`.
 
 What it answers, in order of precedence: the next item of `script` (a `str` or a `BackendError`
-instance, one per request, consumed in order), else `responder(request)`, else a responder
-registered for the request's tag prefix with `register_responder` (task modules register canned,
-well-formed answers for their templates), else a deterministic text derived from the request hash.
+instance, one per request, consumed in order), else `responder(request)`, else the responder in
+`responders` for the longest prefix of the request's tag (`canned_responders()` gives every task's
+and the judge's well-formed canned answers; `make_backend` passes them), else a deterministic text
+derived from the request hash. Responders belong to the instance: nothing leaks between tests.
 Every request received is appended to `.calls`, so tests can assert nothing was re-sent.
 """
 
@@ -17,22 +18,18 @@ from synthloop.errors import BackendError
 
 Responder = Callable[[Request], "str | BackendError"]
 
-_REGISTRY: dict[str, Responder] = {}
+def responder_for(responders: dict[str, Responder], tag: str) -> Responder | None:
+    """The responder for the longest prefix of `tag`, if any."""
+    matches = [p for p in responders if tag.startswith(p)]
+    return responders[max(matches, key=len)] if matches else None
 
 
-def register_responder(tag_prefix: str, fn: Responder) -> None:
-    """Answer requests whose `tag` starts with `tag_prefix` with `fn` (longest prefix wins)."""
-    _REGISTRY[tag_prefix] = fn
+def canned_responders() -> dict[str, Responder]:
+    """Well-formed canned answers for every registered task's templates and for the judge."""
+    from synthloop.tasks import task_fake_answers
+    from synthloop.verifiers.judge import fake_judgement
 
-
-def unregister_responder(tag_prefix: str) -> None:
-    _REGISTRY.pop(tag_prefix, None)
-
-
-def registered_responder(tag: str) -> Responder | None:
-    """The responder registered for the longest prefix of `tag`, if any."""
-    matches = [p for p in _REGISTRY if tag.startswith(p)]
-    return _REGISTRY[max(matches, key=len)] if matches else None
+    return {**task_fake_answers(), "judge:": fake_judgement}
 
 
 def default_text(request: Request) -> str:
@@ -54,12 +51,14 @@ class FakeBackend:
         self,
         responder: Responder | None = None,
         *,
+        responders: dict[str, Responder] | None = None,
         script: Iterable[str | BackendError] | None = None,
         model: str = "fake",
         batch_size: int = 8,
         latency_s: float = 0.0,
     ) -> None:
         self.responder = responder
+        self.responders = dict(responders or {})
         self.script = list(script or [])
         self.model = model
         self.batch_size = batch_size
@@ -95,8 +94,8 @@ class FakeBackend:
             return self.script.pop(0)
         if self.responder is not None:
             return self.responder(request)
-        registered = registered_responder(request.tag)
-        return registered(request) if registered is not None else default_text(request)
+        canned = responder_for(self.responders, request.tag)
+        return canned(request) if canned is not None else default_text(request)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -105,4 +104,4 @@ class FakeBackend:
         return f"FakeBackend(model={self.model!r}, batch_size={self.batch_size})"
 
 
-__all__ = ["FakeBackend", "Responder", "default_text", "register_responder", "registered_responder", "unregister_responder"]
+__all__ = ["FakeBackend", "Responder", "canned_responders", "default_text", "responder_for"]

@@ -11,8 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from synthloop.reports.card import status_line
 from synthloop.reports.funnel import read_funnel
-from synthloop.storage import RunDir, read_records
+from synthloop.storage import RunDir
 
 
 def add_parser(sub: Any) -> None:
@@ -28,8 +29,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     manifest = rd.read_manifest()
     f = read_funnel(rd)
     con = Console()
-    status = "finished" if manifest.get("finished") else f"not finished ({manifest.get('stopped_reason') or 'interrupted'})"
-    con.print(f"[bold]{manifest['name']}[/] — {status}")
+    con.print(f"[bold]{manifest.name}[/] — {status_line(manifest)}", highlight=False)
+    if len(manifest.rounds) > 1 or manifest.rounds_planned > 1:
+        rt = Table(title="rounds")
+        for c in ("round", "planned", "accepted", "rejected", "collapse", "published"):
+            rt.add_column(c, justify="right")
+        last = -1 if manifest.published_round is None else manifest.published_round
+        for s in manifest.rounds:
+            rt.add_row(str(s.round), str(s.planned), str(s.accepted), str(s.rejected),
+                       s.collapse.status if s.collapse else "-", "yes" if s.round <= last else "no")
+        con.print(rt)
     t = Table(title="funnel")
     for c in ("planned", "accepted", "rejected", "pending", "accepted+rejected=planned"):
         t.add_column(c, justify="right")
@@ -47,10 +56,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         f"tokens: {f.prompt_tokens} prompt + {f.completion_tokens} completion; cost ${f.cost_usd:.4f}; "
         f"requests {f.requests} ({f.cached_requests} from cache)"
     )
-    for rec in itertools.islice(read_records(rd.accepted_dir), args.samples):
+    for rec in itertools.islice(rd.records("accepted"), args.samples):
         con.rule(f"accepted {rec.id} · {rec.topic} · {rec.task}")
         con.print(_excerpt(rec.messages[-1]["content"] if rec.messages else rec.main_text()), markup=False)
-    for rec in itertools.islice(read_records(rd.rejected_dir), args.rejected):
+    for rec in itertools.islice(rd.records("rejected"), args.rejected):
         con.rule(f"rejected {rec.id} · {rec.rejected_stage}")
         con.print(f"reason: {rec.rejected_reason}", markup=False)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(dry_run(recipe))
         return 0
-    from synthloop.engines.local import run_recipe
-    from synthloop.pipeline.plan import plan
+    from synthloop.pipeline.plan import round_size
+    from synthloop.rounds import run
 
-    planned = len(plan(recipe))
-    console.print(f"[bold]synthloop[/] run [cyan]{recipe.name}[/]: {planned} records planned, teacher {recipe.teacher.backend}:{recipe.teacher.model}")
+    rounds = recipe.rounds.count
+    planned = round_size(recipe) * rounds
+    per_round = f" ({rounds} rounds)" if rounds > 1 else ""
+    console.print(f"[bold]synthloop[/] run [cyan]{recipe.name}[/]: {planned} records planned{per_round}, teacher {recipe.teacher.backend}:{recipe.teacher.model}")
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -50,10 +53,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         def progress(acc: int, rej: int, total: int) -> None:
             bar.update(task, completed=acc + rej, acc=acc, rej=rej)
 
-        result = run_recipe(recipe, runs_dir=args.runs_dir, progress=progress)
+        result = run(recipe, runs_dir=args.runs_dir, progress=progress)
     print(f"run directory: {result.run_dir}")
+    if result.rounds > 1:
+        print(f"rounds: {result.rounds}, published round {result.published_round}")
     print(f"planned {result.planned}, accepted {result.accepted}, rejected {result.rejected}")
     print(f"requests: {result.requests_sent} sent, {result.requests_reused} reused from the cache")
+    if result.stopped_reason.startswith("collapse"):
+        print(f"stopped: {result.stopped_reason}; published the last good round ({result.published_round})")
+        print(f"synthloop: model collapse detected at round {result.rounds - 1}: {result.stopped_reason}. Raise the golden "
+              "share in [grounding], switch the mixing policy to accumulate, or set [collapse] stop_on_fail = false",
+              file=sys.stderr)
+        return 1
     if not result.finished:
         print(f"stopped before the end: {result.stopped_reason}. Run the same command again to continue.")
         return 1

@@ -1,62 +1,96 @@
 """`synthloop run --dry-run`: the plan, how many requests it will send, an upper-bound token and
-cost estimate, and a rehearsal of the whole pipeline on the fake backend. No model is called."""
+cost estimate (teacher and judge, each at its own prices), and a rehearsal of the whole pipeline
+on the fake backend in a throw-away directory. No model is called."""
 
 from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-from synthloop.pipeline.plan import cells, plan
-from synthloop.recipe import Recipe
-from synthloop.tasks import get_task, register_fake_answers
+from synthloop.pipeline.plan import cells, plan, round_size
+from synthloop.recipe import BackendConfig, Recipe
+from synthloop.tasks import get_task
 
 #: Rough characters per token for English prose and code (used only for estimates).
 CHARS_PER_TOKEN = 4.0
+#: A judge prompt holds the rubric, its worked examples and the record: measured on the built-in
+#: rubrics, about this many tokens besides the record itself.
+JUDGE_OVERHEAD_TOKENS = 400
+
+
+@dataclass
+class Estimate:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def cost(self, cfg: BackendConfig) -> float:
+        return (self.prompt_tokens * cfg.price_prompt_per_1m + self.completion_tokens * cfg.price_completion_per_1m) / 1e6
+
+
+def estimate(recipe: Recipe) -> tuple[Estimate, Estimate]:
+    """Upper bounds for one round of the teacher's and the judge's requests (no parse retries)."""
+    records = plan(recipe)
+    gen, judge = Estimate(), Estimate()
+    for r in records:
+        task = get_task(r.task, recipe)
+        for req in task.requests(r, recipe.teacher, seed=0):
+            gen.requests += 1
+            gen.prompt_tokens += int(sum(len(c) for _, c in req.messages) / CHARS_PER_TOKEN)
+            gen.completion_tokens += req.max_tokens
+    if recipe.judge.enabled:
+        j = recipe.judge_backend
+        judge.requests = len(records)
+        # the judge reads what the teacher wrote: at most every completion token of the record
+        judge.prompt_tokens = judge.requests * JUDGE_OVERHEAD_TOKENS + gen.completion_tokens
+        judge.completion_tokens = judge.requests * j.max_tokens
+    return gen, judge
 
 
 def dry_run(recipe: Recipe) -> str:
     records = plan(recipe)
-    gen_requests = 0
-    prompt_tokens = 0
-    for r in records:
-        for req in get_task(r.task).requests(r, recipe.teacher, seed=0):
-            gen_requests += 1
-            prompt_tokens += int(sum(len(c) for _, c in req.messages) / CHARS_PER_TOKEN)
-    judge_requests = len(records) if recipe.judge.enabled else 0
+    gen, judge = estimate(recipe)
     t, j = recipe.teacher, recipe.judge_backend
-    completion_tokens = gen_requests * t.max_tokens + judge_requests * j.max_tokens
-    prompt_tokens += judge_requests * 400  # rubric + record, roughly
-    # Parse retries can add up to max_parse_retries re-asks per request: report the ceiling too.
-    worst = gen_requests * (1 + t.max_parse_retries)
-    cost = (prompt_tokens * t.price_prompt_per_1m + completion_tokens * t.price_completion_per_1m) / 1e6
+    rounds = recipe.rounds.count
+    worst = gen.requests * (1 + t.max_parse_retries) + judge.requests * (1 + j.max_parse_retries)
+    cost = (gen.cost(t) + judge.cost(j)) * rounds
     per_task = Counter(r.task for r in records)
     lines = [
-        f"recipe {recipe.name}: {len(cells(recipe))} cells -> {len(records)} records planned ({dict(per_task)})",
+        f"recipe {recipe.name}: {len(cells(recipe))} cells -> {len(records)} records planned ({dict(per_task)})"
+        + (f" per round x {rounds} rounds = {round_size(recipe) * rounds}" if rounds > 1 else ""),
         f"teacher {t.backend}:{t.model}; judge {'off' if not recipe.judge.enabled else j.backend + ':' + j.model}",
-        f"requests: {gen_requests} generation + {judge_requests} judge = {gen_requests + judge_requests} "
-        f"(at most {worst + judge_requests} with every parse retry)",
-        f"tokens (upper bound): ~{prompt_tokens} prompt + {completion_tokens} completion",
-        f"estimated cost: ${cost:.4f} at ${t.price_prompt_per_1m}/1M prompt, ${t.price_completion_per_1m}/1M completion",
+        f"requests: {gen.requests} generation + {judge.requests} judge = {gen.requests + judge.requests} "
+        f"{'per round ' if rounds > 1 else ''}(at most {worst} with every parse retry)",
+        f"tokens per round (upper bound): teacher ~{gen.prompt_tokens} prompt + {gen.completion_tokens} completion; "
+        f"judge ~{judge.prompt_tokens} prompt + {judge.completion_tokens} completion",
+        f"estimated cost (upper bound, all rounds): ${cost:.4f} (teacher ${gen.cost(t) * rounds:.4f} at "
+        f"${t.price_prompt_per_1m}/${t.price_completion_per_1m} per 1M; judge ${judge.cost(j) * rounds:.4f} at "
+        f"${j.price_prompt_per_1m}/${j.price_completion_per_1m} per 1M)",
         _rehearse(recipe),
     ]
     return "\n".join(lines)
 
 
 def _rehearse(recipe: Recipe) -> str:
-    """Run one chunk through every stage with the fake backend, in a throw-away directory."""
-    from synthloop.backends.fake import FakeBackend
-    from synthloop.engines.local import run_recipe
-    from synthloop.verifiers.judge import register_fake_judge
+    """One chunk of one round through every stage on the fake backend, in a throw-away directory.
+    Stop rules that only make sense on real data (the collapse check's stop, the budget) are off:
+    canned answers are near-identical and would always 'collapse'."""
+    from synthloop.backends.fake import FakeBackend, canned_responders
+    from synthloop.rounds import run
 
-    register_fake_answers()
-    register_fake_judge()
     small = recipe.model_copy(deep=True)
     small.plan.max_records = min(len(plan(recipe)), recipe.output.shard_size)
+    small.rounds.count = 1
+    small.rounds.records_per_round = None
     small.budget.max_cost_usd = None
+    small.budget.max_tokens = None
     small.judge.backend = None
+    if small.collapse is not None:
+        small.collapse.stop_on_fail = False
     with tempfile.TemporaryDirectory(prefix="synthloop-dry-") as tmp:
-        result = run_recipe(small, runs_dir=Path(tmp), backend=FakeBackend())
+        result = run(small, runs_dir=Path(tmp), backend=FakeBackend(responders=canned_responders()))
     return (
         f"rehearsal on the fake backend: {result.planned} records through every stage -> "
         f"{result.accepted} accepted, {result.rejected} rejected (the stages are wired; no model was called)"

@@ -2,6 +2,6 @@
 the ones it rejects go to `ctx.reject`, with the stage's name and a reason, and are counted."""
 
 from synthloop.pipeline.context import RunContext, StageStats
-from synthloop.pipeline.stage import Filter, Stage, VerifierStage, run_stages
+from synthloop.pipeline.stage import BatchStage, Filter, KeepResult, Stage, Verifier, VerifierStage, applies, run_stages
 
-__all__ = ["Filter", "RunContext", "Stage", "StageStats", "VerifierStage", "run_stages"]
+__all__ = ["BatchStage", "Filter", "KeepResult", "RunContext", "Stage", "StageStats", "Verifier", "VerifierStage", "applies", "run_stages"]

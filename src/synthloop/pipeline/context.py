@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,19 @@ class StageStats:
     seconds: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
     extra: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: "StageStats") -> None:
+        self.seen += other.seen
+        self.kept += other.kept
+        self.rejected += other.rejected
+        self.seconds += other.seconds
+        self.reasons.update(other.reasons)
+        self.extra.update(other.extra)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StageStats":
+        return cls(int(d.get("seen", 0)), int(d.get("kept", 0)), int(d.get("rejected", 0)), float(d.get("seconds", 0.0)),
+                   Counter(d.get("reasons") or {}), Counter(d.get("extra") or {}))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,7 +54,8 @@ def reason_key(reason: str) -> str:
 
 @dataclass
 class RunContext:
-    """Passed to every stage. `on_reject` is where the engine stores a rejected record."""
+    """Passed to every stage. `on_reject` is where the engine stores a rejected record;
+    `run_async` runs a coroutine to completion on the engine's event loop (async stages use it)."""
 
     round: int = 0
     run_dir: Path | None = None
@@ -48,6 +63,7 @@ class RunContext:
     stats: dict[str, StageStats] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("synthloop"))
     rejected: list[Record] = field(default_factory=list)
+    run_async: Callable[[Coroutine[Any, Any, Any]], Any] = asyncio.run
 
     def stage_stats(self, stage: str) -> StageStats:
         return self.stats.setdefault(stage, StageStats())
@@ -65,6 +81,11 @@ class RunContext:
     def count(self, stage: str, key: str, n: int = 1) -> None:
         """Stage-specific counters (e.g. `pii_email` redactions), shown in the card and report."""
         self.stage_stats(stage).extra[key] += n
+
+    def take_stats(self) -> dict[str, StageStats]:
+        """The counters so far, and a fresh set for what follows (one chunk's stats at a time)."""
+        taken, self.stats = self.stats, {}
+        return taken
 
     def timer(self, stage: str) -> "_Timer":
         return _Timer(self.stage_stats(stage))

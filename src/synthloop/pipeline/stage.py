@@ -2,15 +2,19 @@
 
 - `Stage.run(records, ctx)` yields records; this is all an engine needs.
 - `Filter.keep(record)` returns True or (False, reason); the base counts, times and rejects.
-- `VerifierStage` wraps a `verify(record) -> Verdict` and records the verdict on every record.
+- `VerifierStage` runs the first of its verifiers that applies to a record and attaches the verdict.
+- `BatchStage.decide_batch(records, ctx)` (async) decides a whole chunk at once: stages that talk to
+  a model (generate, judge) send the chunk's requests together so the backend stays busy.
+
+Every base counts seen / kept / rejected-by-reason in `ctx.stats[name]` the same way (`_settle`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from synthloop.pipeline.context import RunContext
+from synthloop.pipeline.context import RunContext, StageStats
 from synthloop.records import Record, Verdict
 
 KeepResult = bool | tuple[bool, str]
@@ -25,7 +29,25 @@ class Stage:
         raise NotImplementedError
 
     def close(self, ctx: RunContext) -> None:
-        """Called once after the last record (flush indexes, write stats). Default: nothing."""
+        """Called once after the last record of a chunk (flush indexes). Default: nothing."""
+
+    def seed(self, records: Iterable[Record]) -> None:
+        """Re-learn state from records accepted earlier (a resumed run, a later round). Default: none."""
+
+
+def _settle(stats: StageStats, record: Record, result: KeepResult | Verdict, stage: str, ctx: RunContext) -> bool:
+    """Count one decision; reject the record (kept, with the reason) when it failed."""
+    if isinstance(result, Verdict):
+        record.add_verdict(result)
+        ok, reason = result.ok, result.reason or "failed"
+    else:
+        ok, reason = (result, "rejected") if isinstance(result, bool) else (result[0], result[1] or "rejected")
+    stats.seen += 1
+    if ok:
+        stats.kept += 1
+    else:
+        ctx.reject(record, stage, reason)
+    return ok
 
 
 class Filter(Stage):
@@ -37,43 +59,63 @@ class Filter(Stage):
     def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
         stats = ctx.stage_stats(self.name)
         for record in records:
-            stats.seen += 1
             with ctx.timer(self.name):
                 result = self.keep(record)
-            ok, reason = (result, "") if isinstance(result, bool) else result
-            if ok:
-                stats.kept += 1
+            if _settle(stats, record, result, self.name, ctx):
                 yield record
-            else:
-                ctx.reject(record, self.name, reason or "rejected")
 
 
+@runtime_checkable
 class Verifier(Protocol):
     name: str
 
     def verify(self, record: Record) -> Verdict: ...
 
 
-class VerifierStage(Stage):
-    """Runs a verifier on each record; the verdict is attached whether it passes or not."""
+def applies(verifier: Verifier, record: Record) -> bool:
+    """A verifier may say which records it checks (`applies(record)`); by default, all."""
+    check = getattr(verifier, "applies", None)
+    return bool(check(record)) if callable(check) else True
 
-    def __init__(self, verifier: Verifier, stage: str = "verify") -> None:
-        self.verifier = verifier
-        self.name = f"{stage}:{verifier.name}"
+
+class VerifierStage(Stage):
+    """Each record is checked by the first verifier that applies to it; the verdict is attached
+    whether it passes or not. Stats and rejections are named `<stage>:<verifier name>`."""
+
+    def __init__(self, verifiers: Verifier | Sequence[Verifier], stage: str = "verify") -> None:
+        self.verifiers = [verifiers] if isinstance(verifiers, Verifier) else list(verifiers)
         self.stage = stage
+        self.name = stage if len(self.verifiers) != 1 else f"{stage}:{self.verifiers[0].name}"
 
     def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
-        stats = ctx.stage_stats(self.name)
         for record in records:
-            stats.seen += 1
-            with ctx.timer(self.name):
-                verdict = self.verifier.verify(record)
-            record.add_verdict(verdict)
-            if verdict.ok:
-                stats.kept += 1
+            verifier = next((v for v in self.verifiers if applies(v, record)), None)
+            if verifier is None:
                 yield record
-            else:
-                ctx.reject(record, self.name, verdict.reason or "failed")
+                continue
+            name = f"{self.stage}:{verifier.name}"
+            with ctx.timer(name):
+                verdict = verifier.verify(record)
+            if _settle(ctx.stage_stats(name), record, verdict, name, ctx):
+                yield record
+
+
+class BatchStage(Stage):
+    """Decides a chunk at once with an async `decide_batch`, run on the engine's event loop."""
+
+    async def decide_batch(self, records: list[Record], ctx: RunContext) -> list[KeepResult | Verdict]:
+        raise NotImplementedError
+
+    def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
+        batch = list(records)
+        if not batch:
+            return
+        stats = ctx.stage_stats(self.name)
+        with ctx.timer(self.name):
+            results = ctx.run_async(self.decide_batch(batch, ctx))
+        for record, result in zip(batch, results, strict=True):
+            if _settle(stats, record, result, self.name, ctx):
+                yield record
 
 
 def run_stages(records: Iterable[Record], stages: Sequence[Stage], ctx: RunContext) -> Iterator[Record]:
@@ -84,3 +126,6 @@ def run_stages(records: Iterable[Record], stages: Sequence[Stage], ctx: RunConte
     yield from stream
     for stage in stages:
         stage.close(ctx)
+
+
+__all__ = ["BatchStage", "Filter", "KeepResult", "Stage", "Verifier", "VerifierStage", "applies", "run_stages"]

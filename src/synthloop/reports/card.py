@@ -7,25 +7,37 @@ import json
 from typing import Any
 
 from synthloop.reports.funnel import Funnel
+from synthloop.storage import Manifest
 
 
-def render_card(manifest: dict[str, Any], recipe: dict[str, Any], f: Funnel) -> str:
+def status_line(m: Manifest) -> str:
+    """`finished`, or `not finished (<why>)`, with the published round when it is not the last."""
+    if m.finished:
+        return "finished"
+    why = m.stopped_reason or "interrupted"
+    if why.startswith("collapse"):
+        kept = "nothing is published" if m.published_round is None else f"published the last good round ({m.published_round})"
+        return f"stopped: {why}; {kept}"
+    return f"not finished ({why})"
+
+
+def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel) -> str:
     teacher = recipe.get("teacher", {})
     teacher_name = f"{teacher.get('backend', '?')}:{teacher.get('model', '?')}"
     judge = recipe.get("judge", {})
     front = {
-        "pretty_name": manifest["name"],
+        "pretty_name": manifest.name,
         "language": ["en"],
         "tags": ["synthetic", "synthloop", "ai-generated"],
         "task_categories": ["text-generation"],
         "synthetic": True,
-        "generated_by": {"tool": "synthloop", "version": manifest.get("versions", {}).get("synthloop", "?"), "teacher": teacher_name},
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/accepted/*.parquet"}]}],
+        "generated_by": {"tool": "synthloop", "version": manifest.versions.get("synthloop", "?"), "teacher": teacher_name},
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": _published_shards(manifest)}]}],
         "dataset_info": {"planned": f.planned, "accepted": f.accepted, "rejected": f.rejected},
     }
     lines = ["---", *_yaml(front), "---", ""]
     lines += [
-        f"# {manifest['name']}",
+        f"# {manifest.name}",
         "",
         f"> **Synthetic data.** Every record in this dataset was written by a language model "
         f"(`{teacher_name}`) through synthloop, not by a person. Each record also says so in its "
@@ -40,9 +52,10 @@ def render_card(manifest: dict[str, Any], recipe: dict[str, Any], f: Funnel) -> 
         f"- Tasks: {', '.join(recipe.get('plan', {}).get('tasks', []))}",
         f"- Verification: code run against its tests in a sandbox: {recipe.get('verify', {}).get('code', False)}; "
         f"judge: {'rubric `' + str(judge.get('rubric')) + '`, min score ' + str(judge.get('min_score')) if judge.get('enabled') else 'off'}",
-        f"- Seed: {manifest.get('seed')}; recipe hash `{manifest.get('recipe_hash')}`",
-        f"- Status: {'finished' if manifest.get('finished') else 'not finished (' + (manifest.get('stopped_reason') or 'interrupted') + ')'}",
+        f"- Seed: {manifest.seed}; recipe hash `{manifest.recipe_hash}`",
+        f"- Status: {status_line(manifest)}",
         "",
+        *_rounds(manifest),
         "## Counts",
         "",
         "| planned | accepted | rejected | not yet done |",
@@ -68,11 +81,30 @@ def render_card(manifest: dict[str, Any], recipe: dict[str, Any], f: Funnel) -> 
         "",
         "- `data/accepted/*.parquet`: the dataset (`datasets.load_dataset(\"parquet\", data_files=...)`)",
         "- `data/rejected/*.parquet`: every rejected record with `rejected_stage` and `rejected_reason`",
-        "- `export/train.jsonl`: chat format (`messages`) for SFT trainers",
+        "- `export/train.jsonl`: chat format (`messages`) for SFT trainers: the accepted records of the published rounds",
+        *(["- `export/mix.jsonl`: the published round's training mix (golden + synthetic)"] if manifest.published_round is not None and any(r.mix for r in manifest.rounds) else []),
         "- `recipe.toml`, `manifest.json`: how to reproduce it",
         "",
     ]
     return "\n".join(lines)
+
+
+def _published_shards(m: Manifest) -> list[str]:
+    last = -1 if m.published_round is None else m.published_round
+    return [f"data/accepted/r{r:03d}-*.parquet" for r in range(last + 1)]
+
+
+def _rounds(m: Manifest) -> list[str]:
+    """One row per round: counts, mix, collapse verdict, and which round is published."""
+    if len(m.rounds) <= 1 and m.rounds_planned <= 1:
+        return []
+    lines = [f"## Rounds ({len(m.rounds)} of {m.rounds_planned} run; published: "
+             f"{'none' if m.published_round is None else 'rounds 0-' + str(m.published_round)})", "",
+             "| round | planned | accepted | rejected | synthetic in mix | collapse |", "|---:|---:|---:|---:|---:|---|"]
+    for s in m.rounds:
+        mix = (s.mix or {}).get("synthetic_rows", "")
+        lines.append(f"| {s.round} | {s.planned} | {s.accepted} | {s.rejected} | {mix} | {s.collapse.status if s.collapse else ''} |")
+    return [*lines, ""]
 
 
 def _yaml(value: Any, indent: int = 0) -> list[str]:

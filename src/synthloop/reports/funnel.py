@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from synthloop.pipeline.context import reason_key
-from synthloop.storage import RunDir, count_rows
+from synthloop.storage import RunDir
 
 
 @dataclass
@@ -34,14 +34,21 @@ class Funnel:
         return self.planned - self.accepted - self.rejected
 
 
-def read_funnel(rd: RunDir) -> Funnel:
+def read_funnel(rd: RunDir, rounds: list[int] | None = None) -> Funnel:
+    """The funnel of the whole run, or of some rounds (`rounds=[2]`)."""
     manifest = rd.read_manifest()
-    f = Funnel(planned=int(manifest["planned"]), accepted=count_rows(rd.accepted_dir), rejected=count_rows(rd.rejected_dir))
+    states = [s for s in manifest.rounds if rounds is None or s.round in rounds]
+    f = Funnel(planned=sum(s.planned for s in states), accepted=0, rejected=0)
     cols = ["rejected_stage", "rejected_reason", "usage", "verdicts", "topic"]
-    for folder in (rd.accepted_dir, rd.rejected_dir):
-        for shard in sorted(folder.glob("*.parquet")):
-            for row in pq.read_table(shard, columns=cols).to_pylist():
-                _add_row(f, row, accepted=folder == rd.accepted_dir)
+    for kind in ("accepted", "rejected"):
+        for shard in rd.shards(kind, rounds):  # type: ignore[arg-type]
+            table = pq.read_table(shard, columns=cols)
+            if kind == "accepted":
+                f.accepted += table.num_rows
+            else:
+                f.rejected += table.num_rows
+            for row in table.to_pylist():
+                _add_row(f, row, accepted=kind == "accepted")
     return f
 
 

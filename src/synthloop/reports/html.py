@@ -9,7 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from synthloop.reports.card import status_line
 from synthloop.reports.funnel import Funnel
+from synthloop.storage import Manifest, RunDir
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;padding:0 1em}
@@ -22,28 +24,62 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
-def render_html(manifest: dict[str, Any], recipe: dict[str, Any], f: Funnel, run_dir: Path) -> str:
+def render_html(manifest: Manifest, recipe: dict[str, Any], f: Funnel, rd: RunDir) -> str:
     teacher = recipe.get("teacher", {})
     parts = [
-        f"<!doctype html><meta charset='utf-8'><title>{_e(manifest['name'])} · synthloop report</title><style>{CSS}</style>",
-        f"<h1>{_e(manifest['name'])}</h1>",
+        f"<!doctype html><meta charset='utf-8'><title>{_e(manifest.name)} · synthloop report</title><style>{CSS}</style>",
+        f"<h1>{_e(manifest.name)}</h1>",
         f"<p class='note'><b>Synthetic data.</b> Written by <code>{_e(teacher.get('backend'))}:{_e(teacher.get('model'))}</code> "
         "through synthloop; not human-written.</p>",
         _status(manifest),
+        _rounds(manifest),
         _funnel(f),
         _reasons(f),
         _scores(f),
         _topics(f),
         _usage(f),
         _mix(manifest),
-        _collapse(run_dir / "collapse" / "report.json"),
+        _collapse_history(rd, manifest),
+        _collapse(rd.path / "collapse" / "report.json"),
     ]
     return "\n".join(p for p in parts if p)
 
 
-def _status(m: dict[str, Any]) -> str:
-    state = "finished" if m.get("finished") else f"not finished ({m.get('stopped_reason') or 'interrupted'})"
-    return f"<p>Status: <b>{_e(state)}</b> · seed {m.get('seed')} · recipe hash <code>{_e(m.get('recipe_hash'))}</code></p>"
+def _status(m: Manifest) -> str:
+    return f"<p>Status: <b>{_e(status_line(m))}</b> · seed {m.seed} · recipe hash <code>{_e(m.recipe_hash)}</code></p>"
+
+
+def _rounds(m: Manifest) -> str:
+    if len(m.rounds) <= 1 and m.rounds_planned <= 1:
+        return ""
+    rows = []
+    for s in m.rounds:
+        published = m.published_round is not None and s.round <= m.published_round
+        rows.append((str(s.round), _n(s.planned), _n(s.accepted), _n(s.rejected), _n((s.mix or {}).get("synthetic_rows", 0)),
+                     _status_span(s.collapse.status if s.collapse else "skipped"), "yes" if published else "no"))
+    return "<h2>Rounds</h2>" + _table(["round", "planned", "accepted", "rejected", "synthetic in mix", "collapse", "published"], rows)
+
+
+def _status_span(status: str) -> str:
+    return f"<span class='{_e(status)}'>{_e(status)}</span>"
+
+
+def _collapse_history(rd: RunDir, m: Manifest) -> str:
+    """Each indicator's value round by round, with its status (from collapse/round-RRR.json)."""
+    reports = [json.loads(p.read_text(encoding="utf-8")) for s in m.rounds if (p := rd.collapse_report_path(s.round)).is_file()]
+    if len(reports) < 2:
+        return ""
+    names = list(reports[0].get("indicators") or {})
+    head = ["indicator", *[f"round {r.get('round')}" for r in reports]]
+    rows = []
+    for name in names:
+        cells = []
+        for r in reports:
+            ind = (r.get("indicators") or {}).get(name) or {}
+            v = ind.get("value")
+            cells.append(f"<span class='{_e(ind.get('status', 'skipped'))}'>{'—' if v is None else f'{v:.4g}'}</span>")
+        rows.append((name, *cells))
+    return "<h2>Collapse indicators across rounds</h2>" + _table(head, rows)
 
 
 def _funnel(f: Funnel) -> str:
@@ -84,12 +120,12 @@ def _usage(f: Funnel) -> str:
     return "<h2>Tokens and cost</h2>" + _table(["", ""], rows)
 
 
-def _mix(m: dict[str, Any]) -> str:
-    mix = m.get("mix")
-    if not mix:
+def _mix(m: Manifest) -> str:
+    state = next((s for s in reversed(m.rounds) if s.mix), None)
+    if state is None or not state.mix:
         return ""
-    rows = [(k, _e(json.dumps(v) if isinstance(v, (dict, list)) else v)) for k, v in mix.items()]
-    return "<h2>Training mix (golden + synthetic)</h2>" + _table(["", ""], rows)
+    rows = [(k, _e(json.dumps(v) if isinstance(v, (dict, list)) else v)) for k, v in state.mix.items()]
+    return f"<h2>Training mix (golden + synthetic), round {state.round}</h2>" + _table(["", ""], rows)
 
 
 def _collapse(path: Path) -> str:

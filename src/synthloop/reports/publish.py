@@ -1,53 +1,82 @@
-"""Publishing: chat-format JSONL for SFT trainers in `export/`, and the dataset card `README.md`.
+"""Publishing: chat-format JSONL for SFT trainers in `export/`, the dataset card `README.md` and
+`report.html`, all rebuilt from the run directory (reports only read outputs), so they are the same
+whether the run finished in one go or was killed and resumed.
 
-Both are rebuilt from the run directory's shards (reports only read outputs), so they are the same
-whether the run finished in one go or was killed and resumed."""
+What is published is the run up to its last good round (`manifest.published_round`): a round that
+failed its collapse check with `stop_on_fail`, and any round after it, is never exported.
+
+    export/train.jsonl   accepted synthetic records of the published rounds, with their lineage
+    export/mix.jsonl     the published round's training mix (golden + synthetic), with [grounding]
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from pathlib import Path
+from typing import Any
 
+from synthloop.grounding.mix import MIX_JSONL
+from synthloop.records import Record
 from synthloop.reports.card import render_card
-from synthloop.reports.html import render_html
 from synthloop.reports.funnel import read_funnel, read_recipe
-from synthloop.storage import RunDir, read_records
+from synthloop.reports.html import render_html
+from synthloop.storage import RunDir, atomic_write, atomic_write_text
 
 
 def publish(rd: RunDir) -> None:
     export_jsonl(rd)
+    export_mix(rd)
     funnel = read_funnel(rd)
     manifest, recipe = rd.read_manifest(), read_recipe(rd)
-    _write(rd.path / "README.md", render_card(manifest, recipe, funnel))
-    _write(rd.path / "report.html", render_html(manifest, recipe, funnel, rd.path))
+    atomic_write_text(rd.card_path, render_card(manifest, recipe, funnel))
+    atomic_write_text(rd.report_path, render_html(manifest, recipe, funnel, rd))
+
+
+def published_rounds(rd: RunDir) -> list[int]:
+    last = rd.read_manifest().published_round
+    return [] if last is None else list(range(last + 1))
+
+
+def export_row(r: Record) -> dict[str, Any]:
+    """One SFT row: the conversation, and the lineage beside it."""
+    return {
+        "messages": r.messages,
+        "id": r.id,
+        "source": r.source,
+        "synthetic": r.source != "golden",
+        "synthetic_notice": r.synthetic_notice,
+        "teacher": f"{r.teacher.backend}:{r.teacher.model}",
+        "task": r.task,
+        "topic": r.topic,
+        "skill": r.skill,
+        "round": r.round,
+        "parent_ids": r.parent_ids,
+        "content_hash": r.content_hash,
+    }
 
 
 def export_jsonl(rd: RunDir) -> Path:
-    """`export/train.jsonl`: one `{"messages": [...], ...}` per accepted record, with its lineage."""
+    """`export/train.jsonl`: one `{"messages": [...], ...}` per accepted record of the published rounds."""
     out = rd.export_dir / "train.jsonl"
-    rd.export_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in read_records(rd.accepted_dir):
-            row = {
-                "messages": r.messages,
-                "id": r.id,
-                "source": r.source,
-                "synthetic": r.source != "golden",
-                "synthetic_notice": r.synthetic_notice,
-                "teacher": f"{r.teacher.backend}:{r.teacher.model}",
-                "task": r.task,
-                "topic": r.topic,
-                "round": r.round,
-                "content_hash": r.content_hash,
-            }
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
-    return out
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in rd.records("accepted", rounds=published_rounds(rd)):
+                f.write(json.dumps(export_row(r), ensure_ascii=False) + "\n")
+
+    return atomic_write(out, write)
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def export_mix(rd: RunDir) -> Path | None:
+    """`export/mix.jsonl`: the published round's mix, when the run has one."""
+    last = rd.read_manifest().published_round
+    src = rd.mix_dir(last) / MIX_JSONL if last is not None else None
+    out = rd.export_dir / "mix.jsonl"
+    if src is None or not src.is_file():
+        out.unlink(missing_ok=True)
+        return None
+    return atomic_write(out, lambda tmp: shutil.copyfile(src, tmp))
+
+
+__all__ = ["export_jsonl", "export_mix", "export_row", "publish", "published_rounds"]

@@ -1,43 +1,55 @@
-"""The run directory: one folder per run, everything a later reader (inspect, report, card) needs.
+"""The run directory: one folder per run. `RunDir` owns every path in it; nothing else builds one.
 
     runs/<name>/
-      recipe.toml        resolved recipe (secrets are never in a recipe: only env var names)
-      manifest.json      versions, seed, recipe hash, plan size, completed chunks, totals
-      cache.sqlite       every teacher/judge response, keyed by the request's hash
-      data/accepted/     Parquet shards, one per committed chunk
-      data/rejected/     every rejection with stage and reason
-      data/mix/          the training mix (golden + synthetic), each row with its source
-      export/            chat-format JSONL for SFT trainers
-      README.md          dataset card
+      recipe.toml                     resolved recipe (secrets are never in a recipe: env var names only)
+      manifest.json                   the typed manifest (storage/manifest.py)
+      cache.sqlite                    every teacher/judge response, keyed by the request's hash
+      data/accepted/rRRR-part-CCCCC.parquet   accepted records, one shard per committed chunk of round RRR
+      data/rejected/rRRR-part-CCCCC.parquet   every rejection with stage and reason
+      data/mix/round-RRR/             that round's training mix (golden + synthetic), each row with its source
+      stats/round-RRR.json            per-stage statistics of the round (seen / kept / rejected by reason)
+      stats/round-RRR/chunk-CCCCC.json  the same per committed chunk (summed into the round's file)
+      collapse/                       collapse reports and their round-over-round history
+      student/round-RRR/              the student's checkpoint and evaluation (with a [student] section)
+      export/                         chat-format JSONL of what is published
+      README.md, report.html          dataset card and report (reports/ builds them from the files)
 
-Resume works by chunks: a chunk's shards are written (atomically) before the manifest marks the
-chunk done; a chunk not marked done is redone from the start, its answers served by the cache.
+Resume works by chunks: a chunk's shards and stats are written (atomically) before the manifest
+marks the chunk done; a chunk not marked done is redone from the start, its answers served by the
+cache. Shard names carry the round, so rounds never collide.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import tomli_w
 import xxhash
 
 from synthloop.errors import StorageError
+from synthloop.records import Record, canonical_json
 from synthloop.recipe import Recipe
-from synthloop.records import canonical_json
+from synthloop.storage.atomic import atomic_write_json, atomic_write_text
+from synthloop.storage.manifest import Manifest
+from synthloop.storage.shards import read_shards, write_shard
 
-MANIFEST_VERSION = 1
+Kind = Literal["accepted", "rejected"]
 
 
 @dataclass
 class RunDir:
     path: Path
 
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    # -- paths ------------------------------------------------------------------------------
     @property
     def accepted_dir(self) -> Path:
         return self.path / "data" / "accepted"
@@ -45,10 +57,6 @@ class RunDir:
     @property
     def rejected_dir(self) -> Path:
         return self.path / "data" / "rejected"
-
-    @property
-    def mix_dir(self) -> Path:
-        return self.path / "data" / "mix"
 
     @property
     def export_dir(self) -> Path:
@@ -62,30 +70,91 @@ class RunDir:
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
 
-    def shard_name(self, chunk: int) -> str:
-        return f"part-{chunk:05d}.parquet"
+    @property
+    def recipe_path(self) -> Path:
+        return self.path / "recipe.toml"
 
+    @property
+    def card_path(self) -> Path:
+        return self.path / "README.md"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def collapse_dir(self) -> Path:
+        return self.path / "collapse"
+
+    def folder(self, kind: Kind) -> Path:
+        return self.accepted_dir if kind == "accepted" else self.rejected_dir
+
+    def shard_path(self, kind: Kind, round: int, chunk: int) -> Path:
+        return self.folder(kind) / f"r{round:03d}-part-{chunk:05d}.parquet"
+
+    def mix_dir(self, round: int) -> Path:
+        return self.path / "data" / "mix" / f"round-{round:03d}"
+
+    def stats_path(self, round: int) -> Path:
+        return self.path / "stats" / f"round-{round:03d}.json"
+
+    def chunk_stats_path(self, round: int, chunk: int) -> Path:
+        return self.path / "stats" / f"round-{round:03d}" / f"chunk-{chunk:05d}.json"
+
+    def collapse_report_path(self, round: int) -> Path:
+        return self.collapse_dir / f"round-{round:03d}.json"
+
+    def student_dir(self, round: int) -> Path:
+        return self.path / "student" / f"round-{round:03d}"
+
+    # -- records ----------------------------------------------------------------------------
+    def shards(self, kind: Kind, rounds: Iterable[int] | None = None) -> list[Path]:
+        """The shards of `kind`, in (round, chunk) order; only those of `rounds` when given."""
+        wanted = None if rounds is None else {f"r{r:03d}-" for r in rounds}
+        found = sorted(self.folder(kind).glob("*.parquet"))
+        return [p for p in found if wanted is None or p.name[:5] in wanted]
+
+    def records(self, kind: Kind = "accepted", rounds: Iterable[int] | None = None) -> Iterator[Record]:
+        """The one reader of a run's records."""
+        return read_shards(self.shards(kind, rounds))
+
+    def write_chunk(self, round: int, chunk: int, accepted: list[Record], rejected: list[Record]) -> None:
+        """Both shards of a committed chunk (an empty side leaves no file)."""
+        for kind, rows in (("accepted", accepted), ("rejected", rejected)):
+            path = self.shard_path(kind, round, chunk)  # type: ignore[arg-type]
+            if rows:
+                write_shard(rows, path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def drop_rounds_from(self, round: int) -> None:
+        """Remove the shards and stats of `round` and every later one (their inputs changed)."""
+        for kind in ("accepted", "rejected"):
+            for p in self.folder(kind).glob("r*-part-*.parquet"):  # type: ignore[arg-type]
+                if int(p.name[1:4]) >= round:
+                    p.unlink()
+
+    # -- manifest ---------------------------------------------------------------------------
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
-    # -- manifest ---------------------------------------------------------------------------
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> Manifest:
         if not self.exists():
             raise StorageError(f"{self.path} is not a synthloop run directory (no manifest.json); pass the folder `synthloop run` created, e.g. runs/<name>")
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise StorageError(f"{self.manifest_path} is corrupt ({e}); delete the run directory and run again") from None
+            return Manifest.from_json(json.loads(self.manifest_path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, ValueError) as e:
+            raise StorageError(f"{self.manifest_path} is corrupt ({str(e).splitlines()[0]}); delete the run directory and run again") from None
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        _atomic_write(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+    def write_manifest(self, manifest: Manifest) -> None:
+        atomic_write_json(self.manifest_path, manifest.to_json())
 
-    def start(self, recipe: Recipe, planned: int) -> dict[str, Any]:
+    def start(self, recipe: Recipe) -> Manifest:
         """Create the layout, or check that an existing run is the same recipe, and return its manifest."""
         rhash = recipe_hash(recipe)
         if self.exists():
             manifest = self.read_manifest()
-            if manifest.get("recipe_hash") != rhash:
+            if manifest.recipe_hash != rhash:
                 raise StorageError(
                     f"{self.path} holds a run of a different recipe; use a new `name` in the recipe, "
                     "or delete that directory to start over"
@@ -93,43 +162,39 @@ class RunDir:
             return manifest
         for d in (self.accepted_dir, self.rejected_dir, self.export_dir):
             d.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.path / "recipe.toml", tomli_w.dumps(recipe.to_toml_dict()))
-        manifest = {
-            "manifest_version": MANIFEST_VERSION,
-            "name": recipe.name,
-            "recipe_hash": rhash,
-            "seed": recipe.seed,
-            "planned": planned,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "versions": _versions(),
-            "completed_chunks": [],
-            "stages_completed": [],
-            "finished": False,
-        }
+        atomic_write_text(self.recipe_path, tomli_w.dumps(recipe.to_toml_dict()))
+        manifest = Manifest(name=recipe.name, recipe_hash=rhash, seed=recipe.seed,
+                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), versions=_versions())
         self.write_manifest(manifest)
         return manifest
 
+    def save_recipe(self, recipe: Recipe) -> None:
+        """The resolved recipe as run last (rounds, budget and output may change between sessions)."""
+        atomic_write_text(self.recipe_path, tomli_w.dumps(recipe.to_toml_dict()))
+
+
+#: Sections that decide when a run stops or where it writes, never what a record is: changing them
+#: resumes the same run. `rounds` is checked per round instead (a finished round is kept while its
+#: own inputs are unchanged).
+_NOT_IDENTITY = ("output", "budget", "rounds", "student")
+_KNOBS = ("concurrency", "timeout_s", "requests_per_minute", "tokens_per_minute", "max_retries")
+
 
 def recipe_hash(recipe: Recipe) -> str:
-    """What decides the records: everything but output placement and concurrency knobs."""
+    """What decides the records: everything but output placement, stop rules and concurrency knobs."""
     d = recipe.to_toml_dict()
-    d.pop("output", None)
-    d.pop("budget", None)  # a cap decides when to stop, not what is made: raising it resumes
+    for key in _NOT_IDENTITY:
+        d.pop(key, None)
     for section in ("teacher", "judge"):
         sub = d.get(section) or {}
-        for k in ("concurrency", "timeout_s", "requests_per_minute", "max_retries"):
+        for k in _KNOBS:
             sub.pop(k, None)
     return "v1:" + xxhash.xxh3_64_hexdigest(canonical_json(d).encode())
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def inputs_hash(recipe_identity: str, weights: dict[str, float], extra: str = "") -> str:
+    """A round's inputs: the recipe's identity, its plan weights, and anything else it reads."""
+    return "v1:" + xxhash.xxh3_64_hexdigest(canonical_json([recipe_identity, weights, extra]).encode())
 
 
 def _versions() -> dict[str, str]:
@@ -144,4 +209,4 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["RunDir", "recipe_hash"]
+__all__ = ["RunDir", "inputs_hash", "recipe_hash"]

@@ -3,7 +3,6 @@ columns and `datasets.load_dataset("parquet", data_files=...)` reads a run direc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthloop.records import Record
+from synthloop.storage.atomic import atomic_write
 
 _S = pa.string()
 RECORD_SCHEMA = pa.schema(
@@ -66,22 +66,24 @@ def records_to_table(records: Iterable[Record]) -> pa.Table:
 
 
 def write_shard(records: list[Record], path: Path) -> None:
-    """Write atomically (temp file + rename): a reader never sees half a shard."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(records_to_table(records), tmp, compression="zstd")
-    os.replace(tmp, path)
+    """Write atomically (temp file + fsync + rename): a reader never sees half a shard."""
+    atomic_write(path, lambda tmp: pq.write_table(records_to_table(records), tmp, compression="zstd"))
+
+
+def read_shards(shards: Iterable[Path]) -> Iterator[Record]:
+    """Every record of these shards, in order."""
+    for shard in shards:
+        for row in pq.read_table(shard).to_pylist():
+            yield Record.from_dict(row)
 
 
 def read_records(folder: Path) -> Iterator[Record]:
     """Every record in a folder of shards, in shard order."""
-    for shard in sorted(folder.glob("*.parquet")):
-        for row in pq.read_table(shard).to_pylist():
-            yield Record.from_dict(row)
+    return read_shards(sorted(folder.glob("*.parquet")))
 
 
 def count_rows(folder: Path) -> int:
     return sum(pq.ParquetFile(s).metadata.num_rows for s in sorted(folder.glob("*.parquet")))
 
 
-__all__ = ["RECORD_SCHEMA", "count_rows", "read_records", "records_to_table", "write_shard"]
+__all__ = ["RECORD_SCHEMA", "count_rows", "read_records", "read_shards", "records_to_table", "write_shard"]

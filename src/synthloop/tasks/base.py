@@ -8,20 +8,45 @@ fake backend so the whole pipeline runs without a model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from synthloop.backends.base import Request, Response
 from synthloop.recipe import BackendConfig
 from synthloop.records import Record, Teacher
 from synthloop.tasks.templates import Template, load_template
 
+if TYPE_CHECKING:
+    from synthloop.recipe import Recipe
+
+#: Every task by name; `@register_task` adds one. The recipe's `plan.tasks` must name tasks here.
+TASKS: dict[str, type["Task"]] = {}
+T = TypeVar("T", bound="type[Task]")
+
+#: Added to the user turn of a record planned around a seed example (a failed evaluation item).
+SEED_LINE = "\n\nBuild it around this example, which a learner got wrong:\n{example}"
+
+
+def register_task(cls: T) -> T:
+    """Class decorator: make a task selectable by its `name` in `[plan] tasks`."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def task_names() -> list[str]:
+    import synthloop.tasks  # noqa: F401  (the built-in tasks register on import)
+
+    return sorted(TASKS)
+
 
 class Task:
     name: str = "task"
     #: One template per request the task sends for a record, in order.
     template_ids: tuple[str, ...] = ()
+    #: template id -> canned, well-formed answer for the fake backend (tests, --dry-run).
+    fake_answers: ClassVar[dict[str, Callable[[Request], str]]] = {}
 
-    def __init__(self) -> None:
+    def __init__(self, recipe: "Recipe | None" = None) -> None:
+        self.recipe = recipe
         self.templates: list[Template] = [load_template(t) for t in self.template_ids]
 
     def parsers(self) -> list[Callable[[Response], Any]]:
@@ -41,7 +66,7 @@ class Task:
         }
         return [
             Request.chat(
-                t.render(**fields),
+                _with_seed(t.render(**fields), record),
                 model=cfg.model,
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
@@ -60,3 +85,13 @@ class Task:
             template_id="+".join(t.id for t in self.templates),
             template_hash="+".join(t.hash for t in self.templates),
         )
+
+
+def _with_seed(messages: list[dict[str, str]], record: Record) -> list[dict[str, str]]:
+    """A record planned around a seed example names it in its prompt (and in `parent_ids`)."""
+    example = record.meta.get("seed_example")
+    if not example or not messages:
+        return messages
+    last = dict(messages[-1])
+    last["content"] += SEED_LINE.format(example=example)
+    return [*messages[:-1], last]

@@ -8,7 +8,7 @@ from typing import Any
 from synthloop.backends.base import Request, Response
 from synthloop.backends.client import ParseFailure
 from synthloop.records import Record
-from synthloop.tasks.base import Task
+from synthloop.tasks.base import Task, register_task
 
 _QA = re.compile(r"Question\s*:\s*(.+?)\n+\s*\**Answer\**\s*:\s*(.+)", re.S | re.I)
 
@@ -23,6 +23,7 @@ def parse_instruction(resp: Response) -> dict[str, str]:
     return {"question": question, "answer": answer}
 
 
+@register_task
 class InstructionTask(Task):
     name = "instruction"
     template_ids = ("instruction",)
@@ -43,3 +44,6 @@ def fake_instruction(req: Request) -> str:
         f"Question: How do I use this feature well (case {req.seed % 997})?\n"
         "Answer: Read the documentation, try a small example in the REPL, then use it in your code."
     )
+
+
+InstructionTask.fake_answers = {"instruction": fake_instruction}

@@ -12,23 +12,23 @@ from typing import Any
 from synthloop.backends.base import Request, Response
 from synthloop.backends.client import ParseFailure
 from synthloop.records import Record
-from synthloop.tasks.base import Task
+from synthloop.tasks.base import Task, register_task
 
 _CODE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.S)
 _SECTION = re.compile(r"^\s*\**(Problem|Steps|Solution|Tests)\**\s*:\s*", re.M | re.I)
 MIN_EXPLANATION_CHARS = 80
 
 
-def parse_explanation(resp: Response) -> str:
+def parse_explanation(resp: Response, min_chars: int = MIN_EXPLANATION_CHARS) -> str:
     """The explanation as written; one cut off inside a code block (the token limit) keeps what
     came before that block, if that is still long enough to teach something."""
     text = resp.text.strip()
     if text.count("```") % 2:
         text = text[: text.rfind("```")].rstrip()
-        if len(text) < MIN_EXPLANATION_CHARS:
+        if len(text) < min_chars:
             raise ParseFailure("truncated: explanation cut off inside its first code block")
-    if len(text) < MIN_EXPLANATION_CHARS:
-        raise ParseFailure(f"explanation_too_short: {len(text)} chars < {MIN_EXPLANATION_CHARS}")
+    if len(text) < min_chars:
+        raise ParseFailure(f"explanation_too_short: {len(text)} chars < {min_chars} (verify.min_explanation_chars)")
     return text
 
 
@@ -61,12 +61,14 @@ def _first_code(section: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+@register_task
 class TextbookTask(Task):
     name = "textbook"
     template_ids = ("textbook_explanation", "textbook_exercise")
 
     def parsers(self) -> list[Any]:
-        return [parse_explanation, parse_exercise]
+        min_chars = self.recipe.verify.min_explanation_chars if self.recipe is not None else MIN_EXPLANATION_CHARS
+        return [lambda resp: parse_explanation(resp, min_chars), parse_exercise]
 
     def apply(self, record: Record, values: list[Any]) -> None:
         explanation, exercise = values
@@ -110,3 +112,6 @@ def fake_exercise(req: Request) -> str:
         "Solution:\n```python\ndef double(x):\n    return 2 * x\n```\n"
         f"Tests:\n```python\nassert double(2) == 4\nassert double({n}) == {2 * n}\n```\n"
     )
+
+
+TextbookTask.fake_answers = {"textbook_explanation": fake_explanation, "textbook_exercise": fake_exercise}

@@ -10,9 +10,25 @@ the part before ':' is what the run report counts.
 """
 
 from synthloop.verifiers.code import PythonCodeVerifier
-from synthloop.verifiers.judge import LLMJudge, load_rubric, parse_judgement, register_fake_judge
+from synthloop.verifiers.judge import LLMJudge, load_rubric, parse_judgement
 from synthloop.verifiers.snippets import PythonSnippetVerifier, python_blocks
 from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, isolation_layers, run_sandboxed
+from synthloop.verifiers.registry import register_verifier
+from synthloop.recipe import Recipe
+from synthloop.records import Record
+
+
+def _limits(recipe: Recipe) -> dict[str, float]:
+    return {"timeout_s": recipe.verify.timeout_s, "memory_mb": recipe.verify.memory_mb}
+
+
+def _has_tests(record: Record) -> bool:
+    return bool(record.answer and record.tests)
+
+
+# The built-in verifiers, in the order a record is offered to them.
+register_verifier("python_tests", lambda r: PythonCodeVerifier(**_limits(r)) if r.verify.code else None, applies=_has_tests)  # type: ignore[arg-type]
+register_verifier("python_snippets", lambda r: PythonSnippetVerifier(**_limits(r)) if r.verify.code else None)  # type: ignore[arg-type]
 
 __all__ = [
     "LLMJudge",
@@ -24,6 +40,5 @@ __all__ = [
     "load_rubric",
     "parse_judgement",
     "python_blocks",
-    "register_fake_judge",
     "run_sandboxed",
 ]

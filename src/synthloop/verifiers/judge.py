@@ -205,14 +205,6 @@ def fake_judgement(request: Request) -> str:
     return "Score: 4\nReason: Correct and clear, with minor room for more depth."
 
 
-def register_fake_judge() -> None:
-    """Make `FakeBackend` answer `judge:*` requests with `fake_judgement` (imported lazily: the
-    fake backend is only needed by tests and dry runs)."""
-    from synthloop.backends.fake import register_responder
-
-    register_responder("judge:", fake_judgement)
-
-
 __all__ = [
     "BUILTIN_RUBRICS",
     "Judgement",
@@ -222,5 +214,4 @@ __all__ = [
     "load_rubric",
     "parse_judgement",
     "record_for_judging",
-    "register_fake_judge",
 ]

@@ -1,0 +1,36 @@
+"""Verification stages: the code verifiers (ground truth by execution) and the judge (rubric).
+
+The judge is a `BatchStage`: a chunk's judgements go out in one client call, so a shared backend
+batches judgements of every rubric together. Each record is judged with its task's judge, and the
+judge's tokens and cost are added to the record's usage, so a record knows everything it cost."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from synthloop.pipeline.context import RunContext
+from synthloop.pipeline.generate import usage_of
+from synthloop.pipeline.stage import BatchStage, KeepResult
+from synthloop.records import Record, Verdict
+from synthloop.verifiers.judge import LLMJudge, parse_judgement
+
+
+class JudgeStage(BatchStage):
+    name = "judge"
+
+    def __init__(self, judges: Mapping[str, LLMJudge]) -> None:
+        self.judges = dict(judges)
+
+    async def decide_batch(self, records: list[Record], ctx: RunContext) -> list[KeepResult | Verdict]:
+        judges = [self.judges[r.task] for r in records]
+        requests = [j.request(r) for j, r in zip(judges, records)]
+        parsed: list[Any] = await judges[0].client.complete_parsed(requests, parse_judgement)
+        verdicts: list[KeepResult | Verdict] = []
+        for record, judge, outcome in zip(records, judges, parsed):
+            record.usage.add(usage_of(judge.client, [outcome]))
+            verdicts.append(judge.verdict(outcome))
+        return verdicts
+
+
+__all__ = ["JudgeStage"]
