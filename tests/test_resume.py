@@ -42,27 +42,36 @@ def run_cli(recipe: Path, runs: Path) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_a_committed_chunk(manifest: Path, timeout_s: float = 60) -> None:
+def wait_for_a_committed_chunk(manifest: Path, timeout_s: float = 60, round: int = 0) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if manifest.exists() and any(r["completed_chunks"] for r in json.loads(manifest.read_text()).get("rounds", [])):
-            return
+        if manifest.exists():
+            rounds = json.loads(manifest.read_text()).get("rounds", [])
+            if any(r["round"] == round and r["completed_chunks"] for r in rounds):
+                return
         time.sleep(0.05)
-    raise AssertionError(f"no chunk was committed within {timeout_s} s")
+    raise AssertionError(f"no chunk of round {round} was committed within {timeout_s} s")
 
 
 @contextmanager
-def slow_stub_recipe(tmp_path: Path) -> Iterator[tuple[OpenAIStub, Path]]:
+def slow_stub_recipe(tmp_path: Path, extra: str = "") -> Iterator[tuple[OpenAIStub, Path]]:
     """A stub that answers every request after 0.15 s, and the recipe pointed at it."""
     slow = Fault("slow", delay_s=0.15)
     with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
         recipe = tmp_path / "r.toml"
-        recipe.write_text(RECIPE.format(url=stub.base_url))
+        recipe.write_text(RECIPE.format(url=stub.base_url) + extra)
         yield stub, recipe
 
 
 def accepted(runs: Path) -> list[str]:
     return sorted(r.content_hash for r in read_records(RunDir(runs / "resume").accepted_dir))
+
+
+def accepted_by_round(runs: Path) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for r in RunDir(runs / "resume").records("accepted"):
+        out.setdefault(r.round, []).append(r.content_hash)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
@@ -113,3 +122,34 @@ def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None
     assert len(data["rounds"][0]["completed_chunks"]) >= 1
     card = (tmp_path / "runs" / "resume" / "README.md").read_text()
     assert "not finished (interrupted)" in card
+
+
+def test_kill_9_in_round_2_of_3_then_resume(tmp_path: Path) -> None:
+    with slow_stub_recipe(tmp_path, "[rounds]\ncount = 3\n") as (stub, recipe):
+        ref = run_cli(recipe, tmp_path / "ref")
+        assert ref.wait(timeout=180) == 0, ref.stderr.read() if ref.stderr else ""
+        reference_requests = len(stub.requests)
+        reference = accepted_by_round(tmp_path / "ref")
+        assert set(reference) == {0, 1, 2}
+
+        stub.requests.clear()
+        proc = run_cli(recipe, tmp_path / "runs")
+        manifest = tmp_path / "runs" / "resume" / "manifest.json"
+        wait_for_a_committed_chunk(manifest, round=2, timeout_s=120)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        state = json.loads(manifest.read_text())
+        assert [r["finished"] for r in state["rounds"]] == [True, True, False]
+        first_session = len(stub.requests)
+
+        resumed = run_cli(recipe, tmp_path / "runs")
+        out, err = resumed.communicate(timeout=120)
+        assert resumed.returncode == 0, err
+        second_session = len(stub.requests) - first_session
+
+    assert accepted_by_round(tmp_path / "runs") == reference
+    assert first_session + second_session <= reference_requests + 4
+    assert second_session < reference_requests / 3  # rounds 0 and 1 were not touched
+    final = json.loads(manifest.read_text())
+    assert final["finished"] is True and [r["completed_chunks"] for r in final["rounds"]] == [[0, 1, 2, 3]] * 3
