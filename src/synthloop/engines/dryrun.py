@@ -89,6 +89,7 @@ def _rehearse(recipe: Recipe) -> str:
     small.judge.backend = None
     if small.collapse is not None:
         small.collapse.stop_on_fail = False
+        small.collapse.embedder = "hash"  # the rehearsal proves the wiring; MiniLM would take a minute here
     with tempfile.TemporaryDirectory(prefix="synthloop-dry-") as tmp:
         result = run(small, runs_dir=Path(tmp), backend=FakeBackend(responders=canned_responders()))
     return (
