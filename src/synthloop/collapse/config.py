@@ -19,11 +19,20 @@ warn = [0.8, 1.4]
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from synthloop.collapse.indicators import INDICATORS, Band, Indicator
+if TYPE_CHECKING:
+    from synthloop.collapse.indicators import Band, Indicator
+
+
+def _indicators() -> "dict[str, Indicator]":
+    """The indicator registry, imported when first needed (it brings numpy): the recipe imports
+    this config module, and reading a recipe must stay light."""
+    from synthloop.collapse.indicators import INDICATORS
+
+    return INDICATORS
 
 Bound = float | tuple[float, float]
 
@@ -56,15 +65,16 @@ class CollapseConfig(BaseModel):
     #: The golden tail vocabulary: the rarest words that make up this share of golden tokens.
     tail_mass: float = Field(0.1, gt=0, lt=1)
     #: Which indicators to compute (default: all).
-    indicators: list[str] = Field(default_factory=lambda: list(INDICATORS))
+    indicators: list[str] = Field(default_factory=lambda: list(_indicators()))
     thresholds: dict[str, ThresholdOverride] = Field(default_factory=dict)
     seed: int = 0
 
     @model_validator(mode="after")
     def _known_and_consistent(self) -> "CollapseConfig":
+        known = _indicators()
         for name in [*self.indicators, *self.thresholds]:
-            if name not in INDICATORS:
-                raise ValueError(f"unknown collapse indicator {name!r}: use one of {', '.join(INDICATORS)}")
+            if name not in known:
+                raise ValueError(f"unknown collapse indicator {name!r}: use one of {', '.join(known)}")
         for name in self.thresholds:
             warn, fail = self.bands(name)
             if not (fail.low <= warn.low and warn.high <= fail.high):
@@ -74,7 +84,7 @@ class CollapseConfig(BaseModel):
 
     def bands(self, name: str) -> tuple[Band, Band]:
         """The (warn, fail) bands in force for one indicator: defaults with this config's overrides."""
-        ind = INDICATORS[name]
+        ind = _indicators()[name]
         over = self.thresholds.get(name) or ThresholdOverride()
         return _band(ind, over.warn, ind.warn, "warn"), _band(ind, over.fail, ind.fail, "fail")
 
@@ -86,6 +96,8 @@ def _band(ind: Indicator, bound: Bound | None, default: Band, which: str) -> Ban
     if pair != (ind.direction == "two_sided"):
         shape = "a [low, high] pair" if ind.direction == "two_sided" else "one number"
         raise ValueError(f"collapse.thresholds.{ind.name}.{which}: {ind.name} is {ind.direction}, give {shape}")
+    from synthloop.collapse.indicators import Band
+
     if isinstance(bound, tuple):
         return Band(*bound)
     if ind.direction == "higher_is_worse":

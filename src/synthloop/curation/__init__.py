@@ -18,7 +18,8 @@ from synthloop.curation.text import normalize
 from synthloop.pipeline import Stage
 
 
-def build_curation_stages(cfg: CurateConfig, *, golden_texts: list[str] | None = None) -> list[Stage]:
+def build_curation_stages(cfg: CurateConfig, *, golden_texts: list[str] | None = None,
+                          memorization_sources: tuple[str, ...] = ("synthetic",)) -> list[Stage]:
     """The stages `cfg` switches on, in run order: per-record filters first (quality, PII,
     decontamination, memorisation), dedup last, so the dedup indexes only hold records that
     passed everything else. Eval sets are read here: a missing file fails before any work."""
@@ -30,7 +31,7 @@ def build_curation_stages(cfg: CurateConfig, *, golden_texts: list[str] | None =
     if cfg.decontam.eval_sets:
         stages.append(Decontaminate.from_config(cfg.decontam))
     if cfg.memorization and golden_texts:
-        stages.append(MemorizationCheck(golden_texts, cfg.memorize))
+        stages.append(MemorizationCheck(golden_texts, cfg.memorize, sources=memorization_sources))
     if cfg.exact_dedup:
         stages.append(ExactDedup())
     if cfg.near_dedup:

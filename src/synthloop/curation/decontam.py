@@ -20,7 +20,7 @@ from synthloop.curation.config import DecontamConfig, MemorizationConfig
 from synthloop.curation.io import load_eval_items
 from synthloop.curation.text import normalize, words
 from synthloop.pipeline import RunContext, Stage
-from synthloop.records import GOLDEN, Record, Verdict
+from synthloop.records import Record, Verdict
 
 _P = np.uint64(0x100000001B3)  # odd, so invertible mod 2^64
 _P_INV = np.uint64(pow(int(_P), -1, 2**64))
@@ -205,8 +205,11 @@ class MemorizationCheck(Stage):
 
     name = "memorization"
 
-    def __init__(self, golden_texts: Sequence[str], cfg: MemorizationConfig | None = None) -> None:
+    def __init__(self, golden_texts: Sequence[str], cfg: MemorizationConfig | None = None,
+                 sources: Sequence[str] = ("synthetic",)) -> None:
         self.cfg = cfg or MemorizationConfig()
+        #: Which records are checked: generated ones; `synthloop curate --golden` adds the rows it reads.
+        self.sources = frozenset(sources)
         self.index = OverlapIndex(self.cfg.ngram)
         for i, text in enumerate(golden_texts):
             self.index.add(f"golden[{i}]", text)
@@ -216,8 +219,7 @@ class MemorizationCheck(Stage):
         for record in records:
             stats.seen += 1
             with ctx.timer(self.name):
-                # anything but the human data itself: generated records, and the rows `synthloop curate` reads
-                m = self.index.match(record.main_text()) if record.source != GOLDEN else None
+                m = self.index.match(record.main_text()) if record.source in self.sources else None
             if m is None:
                 stats.kept += 1
                 yield record

@@ -169,7 +169,8 @@ def curate_file(
         raise InputError(f"unknown output format '{out_format}': use jsonl or parquet")
     src = Path(input_path)
     rows = iter_rows(src)  # raises InputError for a missing file / unknown type before any output
-    stages = build_curation_stages(cfg, golden_texts=golden_texts)
+    # the rows of the file are what is checked against --golden (they are not the human data)
+    stages = build_curation_stages(cfg, golden_texts=golden_texts, memorization_sources=("synthetic", EXTERNAL))
     result = CurateResult(Path(out_dir))
     writer = _Writer(result.out_dir, out_format)
     ctx = RunContext(on_reject=lambda r: writer.reject(_rejected_entry(r)))

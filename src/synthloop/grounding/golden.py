@@ -20,7 +20,7 @@ from typing import Any, Literal
 import xxhash
 
 from synthloop.errors import InputError
-from synthloop.grounding.config import FieldMapping, GoldenFormat, GroundingConfig
+from synthloop.grounding.config import FieldMapping, GoldenFormat
 from synthloop.grounding.readers import read_rows
 from synthloop.records import GOLDEN, Record, canonical_json
 
@@ -104,17 +104,6 @@ def golden_texts(golden: GoldenSet, split: Split = "all") -> list[str]:
     """
     rows = {"all": golden.train + golden.heldout, "train": golden.train, "heldout": golden.heldout}[split]
     return [r.main_text() for r in rows]
-
-
-def load_golden(cfg: GroundingConfig | None = None) -> GoldenSet:
-    """The golden set a recipe's `[grounding]` section names (built in, or a user's file)."""
-    cfg = cfg or GroundingConfig()
-    if cfg.is_builtin:
-        from synthloop.grounding.builtin import load_builtin
-
-        return load_builtin(cfg.golden, heldout_fraction=cfg.heldout_fraction, heldout_seed=cfg.heldout_seed)
-    return load_golden_file(Path(cfg.golden), cfg, format=cfg.format,
-                            heldout_fraction=cfg.heldout_fraction, heldout_seed=cfg.heldout_seed)
 
 
 def load_golden_file(path: str | Path, mapping: FieldMapping, *, format: GoldenFormat = "auto",
@@ -234,5 +223,5 @@ def _unmapped(row: dict[str, Any], m: FieldMapping) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in used}
 
 
-__all__ = ["BadRow", "GoldenSet", "LoadReport", "content_id", "golden_texts", "is_heldout", "load_golden",
+__all__ = ["BadRow", "GoldenSet", "LoadReport", "content_id", "golden_texts", "is_heldout",
            "load_golden_file", "row_to_record"]
