@@ -189,8 +189,7 @@ def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfi
 
     stages: list[Stage] = []
     if recipe.verify.code:
-        limits = {"timeout_s": recipe.verify.timeout_s, "memory_mb": recipe.verify.memory_mb}
-        stages.append(CodeVerifyStage(PythonCodeVerifier(**limits), PythonSnippetVerifier(**limits)))
+        stages.append(CodeVerifyStage(PythonCodeVerifier.from_config(recipe.verify), PythonSnippetVerifier.from_config(recipe.verify)))
     if recipe.judge.enabled:
         rubrics = {t: (t if recipe.judge.rubric == "auto" else recipe.judge.rubric) for t in recipe.plan.tasks}
         judges = {

@@ -11,10 +11,12 @@ the part before ':' is what the run report counts.
 
 from synthloop.verifiers.code import PythonCodeVerifier
 from synthloop.verifiers.judge import LLMJudge, load_rubric, parse_judgement, register_fake_judge
+from synthloop.verifiers.checkers import CHECKERS
 from synthloop.verifiers.snippets import PythonSnippetVerifier, python_blocks
 from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, isolation_layers, run_sandboxed
 
 __all__ = [
+    "CHECKERS",
     "LLMJudge",
     "PythonCodeVerifier",
     "PythonSnippetVerifier",
