@@ -1,7 +1,9 @@
 """Verifiers: `verify(record) -> Verdict(stage, name, ok, score, reason)`.
 
-- `PythonCodeVerifier`: runs a record's unit tests against its reference solution in the sandbox.
-- `PythonSnippetVerifier`: runs the ```python examples shown in prose (instruction answers).
+- `PythonCodeVerifier`: runs a record's unit tests against its reference solution in the sandbox,
+  rejects vacuous suites, scores the suite on mutants of the solution, checks the explanation.
+- `PythonSnippetVerifier`: runs the ```python examples shown in prose and checks every output claim;
+  records without code go to the answer checkers (`CHECKERS`), or are marked `unchecked`.
 - `LLMJudge`: a model grades the record 1-5 against a rubric file.
 - `run_sandboxed`: the sandbox itself, for anything else that must run untrusted Python.
 

@@ -8,6 +8,9 @@ What it protects against (kernel-enforced when marked *, in-process otherwise):
   (root or an equivalent capability; probed once per process), plus the guard;
 - writing outside its work directory: a private mount namespace where every mount is read-only
   except the fresh work directory*, when the machine allows it, plus the guard;
+- starting processes by any route (fork, spawn, ctypes, `_posixsubprocess`): a pids cgroup per run*
+  bounds them (threads included), and a PID namespace* with a fresh read-only /proc hides every
+  other process on the machine and kills whatever the code left behind when it ends;
 - undoing the above: all capabilities are dropped and `no_new_privs` is set* before the code runs;
 - secrets: the environment is rebuilt from scratch (no `*_API_KEY` or anything else inherited),
   `python -I -B` ignores `PYTHON*` variables and the user site, stdin is /dev/null;
@@ -19,11 +22,11 @@ security boundary: audit hooks can be bypassed (ctypes tricks, `_posixsubprocess
 The kernel layers are the boundaries.
 
 What it does NOT protect against: reading world-readable (or, since the child runs as root here,
-root-readable) files; fork bombs through a guard bypass when running as root (the kernel never
-applies RLIMIT_NPROC to root, and the interpreter under /root cannot run as `nobody`); filesystem
-unix sockets (not namespaced); CPU side channels; kernel exploits. Without the kernel layers (not
-root) only the rlimits, the clean environment and the guard remain. For hostile code at scale, run
-the whole verifier inside a container with gVisor or a microVM, with a pids cgroup.
+root-readable) files; filesystem unix sockets (not namespaced); CPU side channels; kernel
+exploits. A spawn that bypasses the guard is bounded and contained, but not reported. Without the
+kernel layers (not root) only the rlimits (RLIMIT_NPROC included), the clean environment and the
+guard remain. For hostile code at scale, run the whole verifier inside a container with gVisor or
+a microVM.
 """
 
 from __future__ import annotations
