@@ -46,7 +46,7 @@ def test_correct_solution_passes_all_test_styles() -> None:
             def test_four(self):
                 self.assertEqual(double(4), 8)
     """)
-    assert (ok, score, reason) == (True, 1.0, "passed: 5/5 tests")
+    assert (ok, score, reason) == (True, 1.0, "passed: 5/5 tests; mutation score 3/3 = 1.00")
 
 
 def test_wrong_solution_fails_with_the_failing_test_named() -> None:

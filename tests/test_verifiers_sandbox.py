@@ -210,3 +210,86 @@ def test_isolation_probe_is_cached() -> None:
     assert isolation_layers() is isolation_layers()
     if os.geteuid() != 0:
         assert isolation_layers() == ()
+
+
+# -- the kernel bounds every route to a new process (never an unbounded fork bomb here) -----------
+KERNEL_PIDS = pytest.mark.skipif(
+    not {"pids_cgroup", "pidns"} <= set(isolation_layers()), reason="needs a pids cgroup and a PID namespace (root)"
+)
+BOUNDED = SandboxLimits(timeout_s=10, memory_mb=256, processes=8)
+NO_GUARD = SandboxLimits(timeout_s=10, memory_mb=256, processes=8, audit_guard=False)
+SPAWN_50 = """
+import os, sys, time
+started, refused = 0, ""
+for _ in range(50):
+    try:
+        {spawn}
+        started += 1
+    except OSError as e:
+        refused = type(e).__name__
+        break
+print(started, refused)
+"""
+ROUTES = {
+    "os.fork": "pid = os.fork()\n        if pid == 0:\n            time.sleep(3); os._exit(0)",
+    "os.posix_spawn": "os.posix_spawn('/bin/sleep', ['sleep', '3'], {})",
+    "ctypes libc fork": (
+        "import ctypes; libc = ctypes.CDLL(None, use_errno=True); pid = libc.fork()\n"
+        "        if pid == 0:\n            libc.sleep(3); libc._exit(0)\n"
+        "        if pid < 0:\n            raise OSError(ctypes.get_errno(), 'fork')"
+    ),
+}
+
+
+def spawn_counts(spawn: str, limits: SandboxLimits) -> tuple[int, str]:
+    out = run_sandboxed(SPAWN_50.replace("{spawn}", spawn), limits=limits).stdout.split()
+    return int(out[0]), out[1] if len(out) > 1 else ""
+
+
+@KERNEL_PIDS
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_kernel_bounds_processes_by_every_route_without_the_guard(route: str) -> None:
+    """The guard off, so only the kernel stands in the way: 50 attempts, a limit of 8."""
+    started, refused = spawn_counts(ROUTES[route], NO_GUARD)
+    assert started < 8
+    assert refused == "BlockingIOError"  # EAGAIN from the pids cgroup
+
+
+@KERNEL_PIDS
+def test_a_spawn_that_bypasses_the_guard_is_still_bounded() -> None:
+    """`_posixsubprocess.fork_exec` raises no audit event: the guard never sees it; the kernel does."""
+    spawn = ("import _posixsubprocess; _posixsubprocess.fork_exec([b'/bin/sleep', b'3'], [b'/bin/sleep'], True, (), "
+             "None, None, -1, -1, -1, -1, -1, -1, *os.pipe(), False, False, -1, None, None, None, -1, None, False)")
+    result = run_sandboxed(SPAWN_50.replace("{spawn}", spawn), limits=BOUNDED)
+    started, refused = result.stdout.split()
+    assert result.violations == []  # the guard saw nothing ...
+    assert int(started) < 8 and refused == "BlockingIOError"  # ... the pids cgroup stopped it
+
+
+@KERNEL_PIDS
+def test_processes_left_behind_die_with_the_run() -> None:
+    """A bypassing child that would sleep 30 s (holding the output pipe) ends when the code does."""
+    code = ("import _posixsubprocess, os\n_posixsubprocess.fork_exec([b'/bin/sleep', b'30'], [b'/bin/sleep'], False, (), "
+            "None, None, -1, -1, -1, -1, -1, -1, *os.pipe(), False, False, -1, None, None, None, -1, None, False)\nprint('left')")
+    result = run_sandboxed(code, limits=SandboxLimits(timeout_s=20))
+    assert result.stdout.strip() == "left" and not result.timed_out
+    assert result.duration < 10
+
+
+@pytest.mark.skipif("pidns" not in isolation_layers(), reason="needs a PID namespace (root)")
+def test_proc_shows_only_the_sandboxs_processes() -> None:
+    out, _, _ = run("""
+        import os
+        print(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+        print(open('/proc/1/cmdline', 'rb').read().split(b'\\0')[0].endswith(b'python3.11') or 'python' in open('/proc/1/comm').read())
+    """)
+    pid_line, init_line = out.splitlines()
+    assert pid_line == "2 [1, 2]"  # pid 1 is the sandbox's own reaper; nothing from the host
+    assert init_line == "True"
+
+
+@pytest.mark.skipif("pidns" not in isolation_layers(), reason="needs a PID namespace (root)")
+def test_exit_codes_and_signals_pass_through_the_namespace() -> None:
+    assert run_sandboxed("import sys; sys.exit(7)", limits=FAST).returncode == 7
+    killed = run_sandboxed("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", limits=FAST)
+    assert killed.returncode == -signal.SIGTERM and killed.killed_by == "signal"

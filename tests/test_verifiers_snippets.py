@@ -17,7 +17,7 @@ def answer(*blocks: str) -> Record:
     ("record", "ok", "category"),
     [
         (answer("xs = [3, 1]", "print(sorted(xs))"), True, "examples_run"),  # later blocks see earlier names
-        (Record(id="x", text="Just prose, no code."), True, "no_code"),
+        (Record(id="x", text="Just prose, no code."), True, "unchecked"),  # never called verified
         (answer("def f(:\n    pass"), False, "syntax_error"),
         (answer("print(undefined_name)"), False, "example_error"),
         (answer("while True:\n    pass"), False, "timeout"),

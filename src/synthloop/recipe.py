@@ -90,6 +90,12 @@ class VerifyConfig(Section):
     code: bool = True
     timeout_s: float = Field(5.0, gt=0)
     memory_mb: int = Field(512, ge=32)
+    #: A record's tests must fail on at least this fraction of mutants of its solution (0: off).
+    min_mutation_score: float = Field(0.5, ge=0, le=1)
+    #: At most this many mutants per record, all run in the record's one sandbox process.
+    max_mutants: int = Field(8, ge=1, le=32)
+    #: Checkers (names in `synthloop.verifiers.checkers.CHECKERS`) for records without code to run.
+    checkers: list[str] = Field(default_factory=lambda: ["final_answer", "program_of_thought"])
     min_explanation_chars: int = Field(80, ge=0)
 
 

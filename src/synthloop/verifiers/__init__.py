@@ -1,7 +1,9 @@
 """Verifiers: `verify(record) -> Verdict(stage, name, ok, score, reason)`.
 
-- `PythonCodeVerifier`: runs a record's unit tests against its reference solution in the sandbox.
-- `PythonSnippetVerifier`: runs the ```python examples shown in prose (instruction answers).
+- `PythonCodeVerifier`: runs a record's unit tests against its reference solution in the sandbox,
+  rejects vacuous suites, scores the suite on mutants of the solution, checks the explanation.
+- `PythonSnippetVerifier`: runs the ```python examples shown in prose and checks every output claim;
+  records without code go to the answer checkers (`CHECKERS`), or are marked `unchecked`.
 - `LLMJudge`: a model grades the record 1-5 against a rubric file.
 - `run_sandboxed`: the sandbox itself, for anything else that must run untrusted Python.
 
@@ -11,6 +13,7 @@ the part before ':' is what the run report counts.
 
 from synthloop.verifiers.code import PythonCodeVerifier
 from synthloop.verifiers.judge import LLMJudge, load_rubric, parse_judgement
+from synthloop.verifiers.checkers import CHECKERS
 from synthloop.verifiers.snippets import PythonSnippetVerifier, python_blocks
 from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, isolation_layers, run_sandboxed
 from synthloop.verifiers.registry import register_verifier
@@ -18,19 +21,16 @@ from synthloop.recipe import Recipe
 from synthloop.records import Record
 
 
-def _limits(recipe: Recipe) -> dict[str, float]:
-    return {"timeout_s": recipe.verify.timeout_s, "memory_mb": recipe.verify.memory_mb}
-
-
 def _has_tests(record: Record) -> bool:
     return bool(record.answer and record.tests)
 
 
 # The built-in verifiers, in the order a record is offered to them.
-register_verifier("python_tests", lambda r: PythonCodeVerifier(**_limits(r)) if r.verify.code else None, applies=_has_tests)  # type: ignore[arg-type]
-register_verifier("python_snippets", lambda r: PythonSnippetVerifier(**_limits(r)) if r.verify.code else None)  # type: ignore[arg-type]
+register_verifier("python_tests", lambda r: PythonCodeVerifier.from_config(r.verify) if r.verify.code else None, applies=_has_tests)
+register_verifier("python_snippets", lambda r: PythonSnippetVerifier.from_config(r.verify) if r.verify.code else None)
 
 __all__ = [
+    "CHECKERS",
     "LLMJudge",
     "PythonCodeVerifier",
     "PythonSnippetVerifier",

@@ -1,9 +1,15 @@
 """Runs first inside every sandboxed child (`python -I -B -c <this file's text> <config json>`).
 
 Stdlib only: the child must not depend on synthloop being importable. The order is what makes it
-work: namespaces and mounts need root, so they come first; then the resource limits; then every
-capability is dropped (so the code cannot remount, raise a hard limit or leave the namespace); the
-audit-hook guard is installed last, just before the untrusted code runs.
+work: joining the pids cgroup, namespaces and mounts need root, so they come first (the cgroup
+before the mounts turn read-only); then `unshare(CLONE_NEWPID)` and a fork: the first child is
+pid 1 of a new PID namespace, mounts a fresh /proc (so the code sees only its own processes),
+drops its capabilities and forks the process that runs the code (pid 2), then reaps and reports
+pid 2's wait status through a pipe. The outer process relays that status as its own, so the parent
+sees the code's exit code or signal. When pid 1 exits the kernel kills everything left in the
+namespace. In pid 2: the resource limits, every capability dropped (so the code cannot remount,
+raise a hard limit, leave the cgroup or the namespaces), and the audit-hook guard last, just
+before the untrusted code runs.
 
 Markers for the parent go to stderr as lines starting with the run's nonce:
 `<nonce> violation <category>: <detail>`, `<nonce> memory`, `<nonce> setup_failed <detail>`.
@@ -15,12 +21,13 @@ import sys
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 32, 1024, 2048, 4096
 MS_REC, MS_PRIVATE, MS_RELATIME = 16384, 1 << 18, 1 << 21
 MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
                "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
-PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 38, 24, 1, 4
 CAP_VERSION_3 = 0x20080522
 
 
@@ -41,12 +48,21 @@ def _call(ctypes, rc, what):
         raise OSError(err, "%s: %s" % (what, os.strerror(err)))
 
 
-def _new_netns(ctypes, libc, workdir):
+def _join_pids_cgroup(ctypes, libc, workdir, cgroup):
+    """Move this process (and so everything it starts) into the pids cgroup the parent made for
+    this run: the kernel refuses any fork or thread past its `pids.max`, whatever the route."""
+    if not cgroup:
+        raise OSError(22, "pids_cgroup: the parent made no cgroup for this run")
+    with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+        f.write("0")
+
+
+def _new_netns(ctypes, libc, workdir, cgroup):
     """A fresh network namespace: only a loopback interface, and it is down."""
     _call(ctypes, libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
 
 
-def _readonly_fs(ctypes, libc, workdir):
+def _readonly_fs(ctypes, libc, workdir, cgroup):
     """A private mount namespace where every mount is read-only except the work directory."""
     _call(ctypes, libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _call(ctypes, libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
@@ -67,7 +83,7 @@ def _readonly_fs(ctypes, libc, workdir):
             _call(ctypes, rc, "remount %s read-only" % point)
 
 
-def _drop_caps(ctypes, libc, workdir):
+def _drop_caps(ctypes, libc, workdir, cgroup=""):
     """No capabilities, now or after an exec: the code cannot undo the layers above."""
     _call(ctypes, libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
                              ctypes.c_ulong(0)), "PR_SET_NO_NEW_PRIVS")
@@ -79,28 +95,43 @@ def _drop_caps(ctypes, libc, workdir):
     _call(ctypes, libc.capset(header, data), "capset")
 
 
-LAYERS = {"netns": _new_netns, "readonly_fs": _readonly_fs, "drop_caps": _drop_caps}
+def _new_pidns(ctypes, libc, workdir, cgroup):
+    """Only marks the namespace: the next fork (in `main`) creates its pid 1."""
+    _call(ctypes, libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
 
 
-def apply_layers(names, workdir, probe):
-    """Apply the named layers in a fixed order. Probe mode reports what works instead of failing."""
+def mount_fresh_proc(ctypes, libc):
+    """In the new PID namespace: a read-only /proc that lists only this namespace's processes."""
+    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    _call(ctypes, libc.mount(b"proc", b"/proc", b"proc", flags, None), "mount a fresh /proc")
+
+
+LAYERS = {"pids_cgroup": _join_pids_cgroup, "netns": _new_netns, "readonly_fs": _readonly_fs,
+          "pidns": _new_pidns, "drop_caps": _drop_caps}
+ORDER = ("pids_cgroup", "netns", "readonly_fs", "pidns")  # drop_caps happens after the forks
+
+
+def apply_layers(names, workdir, probe, cgroup):
+    """Apply the named layers (drop_caps aside) in a fixed order. Probe mode reports what works
+    instead of failing."""
     done, errors = [], {}
-    if not names:
-        return done, errors
     ctypes, libc = _libc()
-    for name in ("netns", "readonly_fs", "drop_caps"):
+    for name in ORDER:
         if name not in names:
             continue
         try:
-            LAYERS[name](ctypes, libc, workdir)
+            LAYERS[name](ctypes, libc, workdir, cgroup)
             done.append(name)
         except OSError as e:
             if not probe:
                 raise
             errors[name] = str(e)
+    return done, errors
+
+
+def forget_ctypes():
     for mod in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
         del sys.modules[mod]  # re-importing ctypes now goes through the guard's import check
-    return done, errors
 
 
 def apply_limits(limits):
@@ -114,7 +145,7 @@ def apply_limits(limits):
     cap(resource.RLIMIT_FSIZE, limits["file_size_bytes"])
     cap(resource.RLIMIT_CORE, 0)
     cap(resource.RLIMIT_NOFILE, limits["open_files"])
-    if os.geteuid() != 0:  # the kernel never applies RLIMIT_NPROC to root, so only set it where it counts
+    if os.geteuid() != 0:  # the kernel never applies RLIMIT_NPROC to root: the pids cgroup bounds root
         cap(resource.RLIMIT_NPROC, limits["processes"])
 
 
@@ -176,18 +207,95 @@ def install_guard(state):
 
 
 # -- main -----------------------------------------------------------------------------------------
-def main():
-    cfg = json.loads(sys.argv[1])
+def relay(status):
+    """Leave the way the waited-for process left: same exit code, or same signal."""
+    if os.WIFSIGNALED(status):
+        import signal
+
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 1)
+
+
+def reap_until(pid):
+    """pid 1's job: reap every orphan that the namespace hands it until `pid` exits."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 1 << 8
+        if got == pid:
+            return status
+
+
+def pid_namespace_init(cfg, layers, status_w):
+    """pid 1: a fresh /proc, no capabilities, then fork the code's process (pid 2, which returns
+    from here); pid 1 itself reaps, reports pid 2's status, and exits, which kills the rest."""
+    ctypes, libc = _libc()
+    libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(9), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    mount_fresh_proc(ctypes, libc)
+    if "drop_caps" in layers:
+        _drop_caps(ctypes, libc, cfg["workdir"])
+    pid = os.fork()
+    if pid == 0:
+        os.close(status_w)
+        return
+    libc.prctl(PR_SET_DUMPABLE, ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    status = reap_until(pid)
+    os.write(status_w, str(status).encode())
+    os._exit(0)
+
+
+def enter_pid_namespace(cfg, layers):
+    """Returns only in the code's process (pid 2). The outer process waits for pid 1 and leaves
+    with the code's status; pid 1 never returns either."""
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(status_r)
+        try:
+            pid_namespace_init(cfg, layers, status_w)
+            return  # pid 2
+        except OSError as e:
+            _marker(cfg["nonce"], "setup_failed %s" % e)
+            os._exit(70)
+    os.close(status_w)
+    _, init_status = os.waitpid(pid, 0)
+    reported = os.read(status_r, 64)
+    relay(int(reported) if reported else init_status)
+
+
+def probe_pid_namespace():
+    """Does a fork after unshare(CLONE_NEWPID) become pid 1, and can it mount a fresh /proc?"""
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ctypes, libc = _libc()
+            mount_fresh_proc(ctypes, libc)
+            ok = os.getpid() == 1 and sorted(p for p in os.listdir("/proc") if p.isdigit()) == ["1"]
+            os.write(status_w, b"ok" if ok else b"no")
+        except OSError as e:
+            os.write(status_w, str(e).encode()[:200])
+        os._exit(0)
+    os.close(status_w)
+    os.waitpid(pid, 0)
+    answer = os.read(status_r, 256).decode()
+    return answer == "ok", answer
+
+
+def run_code(cfg):
+    """The untrusted code's process: limits, capabilities gone, the guard, then the code."""
     workdir, nonce = cfg["workdir"], cfg["nonce"]
     try:
-        done, errors = apply_layers(cfg["layers"], workdir, cfg["probe"])
+        if "drop_caps" in cfg["layers"] and "pidns" not in cfg["layers"]:
+            ctypes, libc = _libc()
+            _drop_caps(ctypes, libc, workdir)
         apply_limits(cfg["limits"])
     except OSError as e:
         _marker(nonce, "setup_failed %s" % e)
         os._exit(70)
-    if cfg["probe"]:
-        print(json.dumps({"layers": done, "errors": errors}))
-        return
     import runpy
     import types
 
@@ -197,12 +305,52 @@ def main():
     os.chdir(workdir)
     sys.path.insert(0, workdir)
     sys.argv = [cfg["main"]] + cfg["args"]
-    install_guard(state)
+    forget_ctypes()
+    if cfg.get("guard", True):
+        install_guard(state)
     try:
         runpy.run_path(cfg["main"], run_name="__main__")
     except MemoryError:
         _marker(nonce, "memory")
         os._exit(1)
+
+
+def probe(cfg):
+    """Try every layer in this (throwaway) process and say which worked."""
+    done, errors = apply_layers(cfg["layers"], cfg["workdir"], True, cfg.get("cgroup", ""))
+    if "pidns" in done and "readonly_fs" not in done:
+        done.remove("pidns")  # mounting a fresh /proc outside a private mount namespace would hit the host's
+        errors["pidns"] = "needs readonly_fs (a private mount namespace) for its fresh /proc"
+    if "pidns" in done:
+        ok, why = probe_pid_namespace()
+        if not ok:
+            done.remove("pidns")
+            errors["pidns"] = why
+    if "drop_caps" in cfg["layers"]:
+        try:
+            ctypes, libc = _libc()
+            _drop_caps(ctypes, libc, cfg["workdir"])
+            done.append("drop_caps")
+        except OSError as e:
+            errors["drop_caps"] = str(e)
+    print(json.dumps({"layers": done, "errors": errors}))
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    if cfg["probe"]:
+        probe(cfg)
+        return
+    layers = cfg["layers"]
+    if layers:
+        try:
+            apply_layers(layers, cfg["workdir"], False, cfg.get("cgroup", ""))
+        except OSError as e:
+            _marker(cfg["nonce"], "setup_failed %s" % e)
+            os._exit(70)
+    if "pidns" in layers:
+        enter_pid_namespace(cfg, layers)
+    run_code(cfg)
 
 
 if __name__ == "__main__":  # true under `python -c`; importing this module does nothing

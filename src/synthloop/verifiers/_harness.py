@@ -9,10 +9,17 @@ Protocol (stdout, one JSON object per line after `sys.argv[1]`, the run's nonce)
 names), one `result` per test as it finishes (so a timeout keeps partial results), `solution_error`
 if importing the solution failed, then `done`. What the code prints goes to a capped buffer, not to
 the protocol stream.
+
+Mutation run: when `mutants.json` (a list of sources) is present and every test passed, each mutant
+replaces the `solution` module in turn, the tests file runs again in a fresh namespace, and one
+`mutant` event says whether a test failed on it (`killed`, and by what). Each mutant gets at most
+`sys.argv[2]` seconds (a mutant that loops forever is killed by the alarm: it was noticed).
 """
 
 import ast
 import builtins
+import signal
+import types
 import contextlib
 import inspect
 import io
@@ -57,14 +64,19 @@ def describe(exc):
     return text[:400]
 
 
-def run_unit(name, fn, sink):
+def run_unit(name, fn, sink, failed, report=True):
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             fn()
+    except MutantTimeout:
+        raise
     except BaseException as e:  # noqa: BLE001 - a test may raise anything, SystemExit included
-        emit("result", name=name, ok=False, error=describe(e))
+        failed.append((name, describe(e)))
+        if report:
+            emit("result", name=name, ok=False, error=describe(e))
         return
-    emit("result", name=name, ok=True)
+    if report:
+        emit("result", name=name, ok=True)
 
 
 def assert_name(stmt):
@@ -125,40 +137,82 @@ def load_solution(ns):
     return True
 
 
-def main():
+def main(mutant_timeout):
     with open(TESTS_FILE, encoding="utf-8") as f:
         tree = ast.parse(f.read(), TESTS_FILE)
     asserts, later = plan(tree)
     emit("plan", tests=[name for name, _, _ in asserts + later])
     ns = {"__name__": "tests", "__builtins__": builtins}
     sink = Sink()
+    failed = []
     if load_solution(ns):
-        run_body(tree, ns, sink)
-        for name, kind, payload in later:
-            if kind == "function":
-                run_unit(name, lambda: call_function(ns, payload), sink)
-            else:
-                run_unit(name, lambda: call_method(ns, *payload), sink)
+        run_suite(tree, ns, later, sink, failed, report=True)
+        if not failed and os.path.exists("mutants.json"):
+            run_mutants(tree, later, sink, mutant_timeout)
     state = sys.modules.get("_synthloop_sandbox")
     emit("done", violations=list(getattr(state, "violations", [])))
 
 
-def run_body(tree, ns, sink):
+def run_suite(tree, ns, later, sink, failed, report):
+    """The whole suite once: top-level statements, then test functions and methods."""
+    run_body(tree, ns, sink, failed, report)
+    for name, kind, payload in later:
+        if kind == "function":
+            run_unit(name, lambda: call_function(ns, payload), sink, failed, report)
+        else:
+            run_unit(name, lambda: call_method(ns, *payload), sink, failed, report)
+
+
+class MutantTimeout(BaseException):
+    """Raised by the alarm: a BaseException, so a test's `except Exception` cannot swallow it."""
+
+
+def _alarm(signum, frame):
+    raise MutantTimeout("the mutant ran over its time")
+
+
+def run_mutants(tree, later, sink, timeout):
+    with open("mutants.json", encoding="utf-8") as f:
+        sources = json.load(f)
+    signal.signal(signal.SIGALRM, _alarm)
+    for i, source in enumerate(sources):
+        module = types.ModuleType("solution")
+        module.__file__ = os.path.abspath("solution.py")
+        sys.modules["solution"] = module
+        failed = []
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            exec(compile(source, "solution.py", "exec"), module.__dict__)
+            ns = {"__name__": "tests", "__builtins__": builtins}
+            ns.update({k: v for k, v in vars(module).items() if not (k.startswith("__") and k.endswith("__"))})
+            run_suite(tree, ns, later, sink, failed, report=False)
+        except BaseException as e:  # noqa: BLE001 - importing the mutant raised, or the alarm
+            failed.append(("import", describe(e)))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        emit("mutant", id=i, killed=bool(failed), by=(failed[0][0] + ": " + failed[0][1])[:200] if failed else "")
+
+
+def run_body(tree, ns, sink, failed, report):
     """Top-level statements in order: an `assert` is a test; anything else is setup, and a setup
     statement that raises is reported as a failed unit of its own."""
     for stmt in tree.body:
         code = compile(ast.Module([stmt], []), TESTS_FILE, "exec")
         if isinstance(stmt, ast.Assert):
-            run_unit(assert_name(stmt), lambda: exec(code, ns), sink)
+            run_unit(assert_name(stmt), lambda: exec(code, ns), sink, failed, report)
             continue
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
                 exec(code, ns)
+        except MutantTimeout:
+            raise
         except BaseException as e:  # noqa: BLE001
-            emit("result", name="setup line %d" % stmt.lineno, ok=False, error=describe(e), setup=True)
+            failed.append(("setup line %d" % stmt.lineno, describe(e)))
+            if report:
+                emit("result", name="setup line %d" % stmt.lineno, ok=False, error=describe(e), setup=True)
 
 
 if __name__ == "__main__":
     NONCE = sys.argv[1]
     PROTOCOL = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    main()
+    main(float(sys.argv[2]) if len(sys.argv) > 2 else 1.0)

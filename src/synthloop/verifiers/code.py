@@ -3,10 +3,17 @@
 The teacher writes both; a solution that fails its tests (or tests that cannot run) means the record
 is wrong somewhere, and it should not become training data. Reasons, by category:
 
-`no_solution`, `syntax_error`, `no_tests` (found without running anything); `network_blocked`,
-`fs_blocked`, `spawn_blocked`, `signal_blocked`, `limits_blocked`, `ctypes_blocked` (the sandbox
-refused something); `timeout`, `memory`, `solution_error` (importing the solution raised),
-`tests_failed`, `crashed` (the child died without reporting), `incomplete` (results went missing).
+`no_solution`, `syntax_error`, `no_tests`, `vacuous_tests` (found without running anything);
+`network_blocked`, `fs_blocked`, `spawn_blocked`, `signal_blocked`, `limits_blocked`,
+`ctypes_blocked` (the sandbox refused something); `timeout`, `memory`, `solution_error` (importing
+the solution raised), `tests_failed`, `crashed` (the child died without reporting), `incomplete`
+(results went missing); `weak_tests` (the tests pass on too many mutants of the solution).
+
+Passing tests prove something only if they fail on wrong code: after the suite passes, up to
+`max_mutants` mutants of the solution (`verifiers/mutation.py`) run against it in the same sandbox
+process, and the verdict's `score` is the fraction killed (the mutation score). Below
+`min_mutation_score` the record is rejected as `weak_tests`. The explanation's examples and output
+claims are checked too (`PythonSnippetVerifier`), so one verdict covers the whole record.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from synthloop.records import Record, Verdict
+from synthloop.verifiers.mutation import Mutant, mutants
 from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, run_sandboxed
+from synthloop.verifiers.vacuity import vacuous_reason
 
 _HARNESS = Path(__file__).with_name("_harness.py").read_text(encoding="utf-8")
 _FENCED = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.S | re.I)
@@ -53,6 +63,7 @@ class HarnessReport:
     solution_error: str = ""
     done: bool = False
     violations: list[str] = field(default_factory=list)
+    mutants: dict[int, tuple[bool, str]] = field(default_factory=dict)  # id -> (killed, by what)
 
     @property
     def total(self) -> int:
@@ -82,6 +93,8 @@ def read_report(stdout: str, nonce: str) -> HarnessReport:
             report.planned = list(msg.get("tests", []))
         elif event == "result":
             report.results.append(msg)
+        elif event == "mutant":
+            report.mutants[int(msg.get("id", -1))] = (bool(msg.get("killed")), str(msg.get("by", "")))
         elif event == "solution_error":
             report.solution_error = str(msg.get("error", ""))
         elif event == "done":
@@ -90,28 +103,85 @@ def read_report(stdout: str, nonce: str) -> HarnessReport:
     return report
 
 
-class PythonCodeVerifier:
-    """`verify(record)`: run `record.tests` against `record.answer` in the sandbox.
+#: a mutant gets at most this long (a wrong loop bound can make it spin): a timeout counts as killed
+MUTANT_TIMEOUT_S = 1.0
 
-    `ok` means the run finished, at least one test ran and every test passed; `score` is the
-    fraction of tests that passed (partial results survive a timeout)."""
+
+class PythonCodeVerifier:
+    """`verify(record)`: run `record.tests` against `record.answer` in the sandbox, then against
+    mutants of the answer, then the explanation's examples and claims.
+
+    `ok` means the run finished, at least one test ran, every test passed, the mutation score is at
+    least `min_mutation_score` (0 turns the mutation run off) and the examples check out. `score`
+    is the mutation score when mutants ran, else the fraction of tests that passed."""
 
     name = "python_tests"
 
-    def __init__(self, timeout_s: float = 5.0, memory_mb: int = 512) -> None:
+    def __init__(self, timeout_s: float = 5.0, memory_mb: int = 512, *, min_mutation_score: float = 0.5,
+                 max_mutants: int = 8, check_explanation: bool = True) -> None:
         self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb)
+        self.min_mutation_score = min_mutation_score
+        self.max_mutants = max_mutants if min_mutation_score > 0 else 0
+        self.snippets = None
+        if check_explanation:
+            from synthloop.verifiers.snippets import PythonSnippetVerifier
+
+            self.snippets = PythonSnippetVerifier(timeout_s=timeout_s, memory_mb=memory_mb)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "PythonCodeVerifier":
+        """From a recipe's [verify] section (`VerifyConfig`)."""
+        return cls(cfg.timeout_s, cfg.memory_mb, min_mutation_score=cfg.min_mutation_score, max_mutants=cfg.max_mutants)
 
     def verify(self, record: Record) -> Verdict:
         solution, tests = strip_fences(record.answer), strip_fences(record.tests)
         problem = self._static_problem(solution, tests)
         if problem:
             return self._verdict(False, 0.0, problem)
+        # A vacuous suite still runs (without mutants): hostile code should be named as such.
+        vacuous = vacuous_reason(ast.parse(solution), ast.parse(tests))
+        variants = [] if vacuous else mutants(solution, self.max_mutants)
         nonce = secrets.token_hex(8)
-        result = run_sandboxed(_HARNESS, files={"solution.py": solution, "tests.py": tests}, args=[nonce], limits=self.limits)
+        files = {"solution.py": solution, "tests.py": tests}
+        if variants:
+            files["mutants.json"] = json.dumps([m.source for m in variants])
+        result = run_sandboxed(_HARNESS, files=files, args=[nonce, f"{MUTANT_TIMEOUT_S:g}"], limits=self._limits(len(variants)))
         report = read_report(result.stdout, nonce)
         score = report.passed / report.total if report.total else 0.0
-        reason = self._failure(result, report)
-        return self._verdict(not reason, score, reason or f"passed: {report.passed}/{report.total} tests")
+        reason = self._failure(result, report) or vacuous
+        if reason:
+            return self._verdict(False, 0.0 if vacuous and reason == vacuous else score, reason)
+        summary = f"passed: {report.passed}/{report.total} tests"
+        if variants:
+            killed, weak = self._mutation(variants, report)
+            score = killed / len(variants)
+            summary += f"; mutation score {killed}/{len(variants)} = {score:.2f}"
+            if weak:
+                return self._verdict(False, score, f"weak_tests: {summary} < {self.min_mutation_score:g}; {weak}")
+        return self._with_claims(record, score, summary)
+
+    def _limits(self, n_mutants: int) -> SandboxLimits:
+        """The suite's own time, plus each mutant's at most."""
+        extra = n_mutants * MUTANT_TIMEOUT_S
+        return SandboxLimits(timeout_s=self.limits.timeout_s + extra, memory_mb=self.limits.memory_mb)
+
+    def _mutation(self, variants: list[Mutant], report: HarnessReport) -> tuple[int, str]:
+        """(mutants killed, the weak_tests detail or ""). A mutant that never reported (the run
+        hit its wall clock) counts as survived: nothing showed the tests noticed it."""
+        killed = sum(1 for i in range(len(variants)) if report.mutants.get(i, (False, ""))[0])
+        if killed / len(variants) >= self.min_mutation_score:
+            return killed, ""
+        survived = [variants[i].describe() for i in range(len(variants)) if not report.mutants.get(i, (False, ""))[0]]
+        return killed, "the tests still pass with " + "; ".join(survived[:3])
+
+    def _with_claims(self, record: Record, score: float, summary: str) -> Verdict:
+        """The explanation's examples and claims are part of what the record teaches."""
+        if self.snippets is None or not record.explanation:
+            return self._verdict(True, score, summary)
+        claims = self.snippets.verify_prose(record.explanation)
+        if not claims.ok:
+            return self._verdict(False, score, claims.reason)
+        return self._verdict(True, score, f"{summary}; explanation {claims.reason}")
 
     def _verdict(self, ok: bool, score: float, reason: str) -> Verdict:
         return Verdict(stage="verify", name=self.name, ok=ok, score=score, reason=reason)

@@ -8,6 +8,9 @@ What it protects against (kernel-enforced when marked *, in-process otherwise):
   (root or an equivalent capability; probed once per process), plus the guard;
 - writing outside its work directory: a private mount namespace where every mount is read-only
   except the fresh work directory*, when the machine allows it, plus the guard;
+- starting processes by any route (fork, spawn, ctypes, `_posixsubprocess`): a pids cgroup per run*
+  bounds them (threads included), and a PID namespace* with a fresh read-only /proc hides every
+  other process on the machine and kills whatever the code left behind when it ends;
 - undoing the above: all capabilities are dropped and `no_new_privs` is set* before the code runs;
 - secrets: the environment is rebuilt from scratch (no `*_API_KEY` or anything else inherited),
   `python -I -B` ignores `PYTHON*` variables and the user site, stdin is /dev/null;
@@ -19,11 +22,11 @@ security boundary: audit hooks can be bypassed (ctypes tricks, `_posixsubprocess
 The kernel layers are the boundaries.
 
 What it does NOT protect against: reading world-readable (or, since the child runs as root here,
-root-readable) files; fork bombs through a guard bypass when running as root (the kernel never
-applies RLIMIT_NPROC to root, and the interpreter under /root cannot run as `nobody`); filesystem
-unix sockets (not namespaced); CPU side channels; kernel exploits. Without the kernel layers (not
-root) only the rlimits, the clean environment and the guard remain. For hostile code at scale, run
-the whole verifier inside a container with gVisor or a microVM, with a pids cgroup.
+root-readable) files; filesystem unix sockets (not namespaced); CPU side channels; kernel
+exploits. A spawn that bypasses the guard is bounded and contained, but not reported. Without the
+kernel layers (not root) only the rlimits (RLIMIT_NPROC included), the clean environment and the
+guard remain. For hostile code at scale, run the whole verifier inside a container with gVisor or
+a microVM.
 """
 
 from __future__ import annotations
@@ -62,8 +65,10 @@ class SandboxLimits:
     cpu_s: int | None = None
     file_size_mb: int = 16
     open_files: int = 256
-    processes: int = 64  # RLIMIT_NPROC, applied only when not running as root (see module docstring)
+    processes: int = 64  # the pids cgroup's limit (root), else RLIMIT_NPROC (not root)
     max_output_bytes: int = 64_000
+    #: Off only to test the kernel layers on their own; never for untrusted code.
+    audit_guard: bool = True
 
     def for_child(self) -> dict[str, int]:
         return {
@@ -93,12 +98,13 @@ class SandboxResult:
 
 @functools.cache
 def isolation_layers() -> tuple[str, ...]:
-    """Which kernel layers this machine allows (`netns`, `readonly_fs`, `drop_caps`); probed once
-    by starting a child that tries them all. Empty when not root: nothing to try."""
+    """Which kernel layers this machine allows (`pids_cgroup`, `netns`, `readonly_fs`, `pidns`,
+    `drop_caps`); probed once by starting a child that tries them all. Empty when not root."""
     if os.geteuid() != 0 or not sys.platform.startswith("linux"):
         return ()
-    with tempfile.TemporaryDirectory(prefix="synthloop-probe-") as tmp:
-        cfg = _child_config(os.path.realpath(tmp), "probe", list(_ALL_LAYERS), SandboxLimits(), probe=True)
+    wanted = [name for name in _ALL_LAYERS if name != "pids_cgroup" or _pids_cgroup_base()]
+    with tempfile.TemporaryDirectory(prefix="synthloop-probe-") as tmp, _PidsCgroup.maybe("pids_cgroup" in wanted, 8) as cg:
+        cfg = _child_config(os.path.realpath(tmp), "probe", wanted, SandboxLimits(), probe=True, cgroup=cg.path)
         try:
             out = subprocess.run(_command(cfg), env=_clean_env(tmp), cwd=tmp, capture_output=True, timeout=30, check=False)
             return tuple(json.loads(out.stdout)["layers"])
@@ -106,7 +112,81 @@ def isolation_layers() -> tuple[str, ...]:
             return ()
 
 
-_ALL_LAYERS = ("netns", "readonly_fs", "drop_caps")
+_ALL_LAYERS = ("pids_cgroup", "netns", "readonly_fs", "pidns", "drop_caps")
+#: pids controller mount points: cgroup v1, then the v2 unified hierarchy.
+_PIDS_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+#: the sandbox's own two processes (the outer bootstrap and pid 1) count against the cgroup too
+_OWN_PROCESSES = 2
+
+
+@functools.cache
+def _pids_cgroup_base() -> str:
+    """A cgroup directory where a child group gets a `pids.max` (so the pids controller applies),
+    or "" when the machine offers none we may write."""
+    for root in _PIDS_ROOTS:
+        trial = os.path.join(root, f"synthloop-probe-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(trial)
+        except OSError:
+            continue
+        usable = os.path.exists(os.path.join(trial, "pids.max"))
+        _rmdir_quietly(trial)
+        if usable:
+            return root
+    return ""
+
+
+def _rmdir_quietly(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+class _PidsCgroup:
+    """One run's pids cgroup: made before the child starts, emptied and removed after. The child
+    joins it itself (first thing, while it still may), so everything it starts is counted."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @classmethod
+    def maybe(cls, wanted: bool, processes: int) -> "_PidsCgroup":
+        if not wanted:
+            return cls("")
+        path = os.path.join(_pids_cgroup_base(), f"synthloop-{os.getpid()}-{secrets.token_hex(6)}")
+        try:
+            os.mkdir(path)
+            Path(path, "pids.max").write_text(str(processes + _OWN_PROCESSES))
+        except OSError as e:
+            _rmdir_quietly(path)
+            raise VerifierError(
+                f"the sandbox could not make its pids cgroup ({e}); the layer probed at start stopped "
+                "working: check that /sys/fs/cgroup is writable, or run verification inside a container"
+            ) from e
+        return cls(path)
+
+    def __enter__(self) -> "_PidsCgroup":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.path:
+            return
+        for _ in range(50):
+            try:
+                pids = Path(self.path, "cgroup.procs").read_text().split()
+            except OSError:
+                return
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            try:
+                os.rmdir(self.path)
+                return
+            except OSError:
+                time.sleep(0.01)  # zombies still leaving
 
 
 def run_sandboxed(
@@ -137,9 +217,14 @@ def _write_files(workdir: Path, files: Mapping[str, str]) -> None:
 
 
 def _run(workdir: str, args: list[str], limits: SandboxLimits) -> SandboxResult:
-    nonce = secrets.token_hex(8)
     layers = isolation_layers()
-    cfg = _child_config(workdir, nonce, list(layers), limits, probe=False, main=_MAIN, args=args)
+    with _PidsCgroup.maybe("pids_cgroup" in layers, limits.processes) as cgroup:
+        return _run_in(workdir, args, limits, layers, cgroup.path)
+
+
+def _run_in(workdir: str, args: list[str], limits: SandboxLimits, layers: tuple[str, ...], cgroup: str) -> SandboxResult:
+    nonce = secrets.token_hex(8)
+    cfg = _child_config(workdir, nonce, list(layers), limits, probe=False, main=_MAIN, args=args, cgroup=cgroup)
     start = time.monotonic()
     proc = subprocess.Popen(
         _command(cfg), cwd=workdir, env=_clean_env(workdir), stdin=subprocess.DEVNULL,
@@ -170,9 +255,9 @@ def _run(workdir: str, args: list[str], limits: SandboxLimits) -> SandboxResult:
 
 
 def _child_config(workdir: str, nonce: str, layers: list[str], limits: SandboxLimits, *, probe: bool,
-                  main: str = "", args: Sequence[str] = ()) -> dict[str, object]:
+                  main: str = "", args: Sequence[str] = (), cgroup: str = "") -> dict[str, object]:
     return {"workdir": workdir, "nonce": nonce, "layers": layers, "limits": limits.for_child(),
-            "probe": probe, "main": main, "args": list(args)}
+            "probe": probe, "main": main, "args": list(args), "cgroup": cgroup, "guard": limits.audit_guard}
 
 
 def _command(cfg: Mapping[str, object]) -> list[str]:
