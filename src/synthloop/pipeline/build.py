@@ -56,9 +56,14 @@ def judge_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
 
 
 def curation_stages(recipe: Recipe, golden_texts: list[str] | None) -> list[Stage]:
+    """The built-in curation stages, with registered filters after the per-record filters and
+    before dedup (so dedup indexes only records that passed every filter)."""
     from synthloop.curation import build_curation_stages
+    from synthloop.pipeline.filters import build_filters
 
-    return build_curation_stages(recipe.curate, golden_texts=golden_texts)
+    built = build_curation_stages(recipe.curate, golden_texts=golden_texts)
+    cut = next((i for i, s in enumerate(built) if s.name.startswith("dedup")), len(built))
+    return [*built[:cut], *build_filters(recipe), *built[cut:]]
 
 
 __all__ = ["StageResources", "build_stages", "curation_stages", "judge_stages", "verify_stages"]
