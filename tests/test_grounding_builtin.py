@@ -16,7 +16,6 @@ import pytest
 from synthloop.errors import InputError
 from synthloop.grounding import (
     GroundingConfig,
-    build_python_docs_snapshot,
     load_builtin,
     load_golden,
 )

@@ -112,7 +112,7 @@ def diverse(req: Request) -> str:
     if req.tag.startswith("judge"):
         return "Score: 4\nReason: fine."
     rng = random.Random(req.seed)
-    words = [rng.choice("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split())
+    words = [rng.choice(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau"])
              + str(rng.randrange(1000)) for _ in range(60)]
     return "Question: " + " ".join(words[:12]) + "?\nAnswer: " + " ".join(words[12:])
 

@@ -3,8 +3,8 @@
 from typing import Any
 
 from synthloop.errors import SynthloopError
-from synthloop.records import Record, Verdict
 from synthloop.recipe import Recipe, load_recipe
+from synthloop.records import Record, Verdict
 
 __version__ = "0.1.0"
 

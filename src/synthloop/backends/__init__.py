@@ -11,7 +11,7 @@ from pathlib import Path
 
 from synthloop.backends.base import Backend, Request, Response, retry_after, with_retry_after
 from synthloop.backends.cache import RequestCache
-from synthloop.backends.client import Budget, Client, ParseFailure, Parsed
+from synthloop.backends.client import Budget, Client, Parsed, ParseFailure
 from synthloop.backends.fake import FakeBackend, canned_responders
 from synthloop.recipe import BackendConfig
 

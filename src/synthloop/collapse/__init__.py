@@ -17,7 +17,20 @@ from synthloop.lazy import lazy_exports
 if TYPE_CHECKING:  # the names, for type checkers and editors
     from synthloop.collapse.config import CollapseConfig, ThresholdOverride
     from synthloop.collapse.embed import Embedder, get_embedder, hash_embedder, minilm_embedder
-    from synthloop.collapse.indicators import Band, INDICATORS, Indicator, compression_ratio, covariance_trace, distinct_n, frechet_distance, mmd_rbf, ngram_entropy, tail_coverage, tail_vocabulary, vendi_score
+    from synthloop.collapse.indicators import (
+        INDICATORS,
+        Band,
+        Indicator,
+        compression_ratio,
+        covariance_trace,
+        distinct_n,
+        frechet_distance,
+        mmd_rbf,
+        ngram_entropy,
+        tail_coverage,
+        tail_vocabulary,
+        vendi_score,
+    )
     from synthloop.collapse.measure import GoldenReference, Measurement, ModelLogprob, measure
     from synthloop.collapse.monitor import CollapseDetected, CollapseMonitor, CollapseReport, IndicatorResult, write_report
 
@@ -52,4 +65,32 @@ _EXPORTS = {
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "INDICATORS",
+    "Band",
+    "CollapseConfig",
+    "CollapseDetected",
+    "CollapseMonitor",
+    "CollapseReport",
+    "Embedder",
+    "GoldenReference",
+    "Indicator",
+    "IndicatorResult",
+    "Measurement",
+    "ModelLogprob",
+    "ThresholdOverride",
+    "compression_ratio",
+    "covariance_trace",
+    "distinct_n",
+    "frechet_distance",
+    "get_embedder",
+    "hash_embedder",
+    "measure",
+    "minilm_embedder",
+    "mmd_rbf",
+    "ngram_entropy",
+    "tail_coverage",
+    "tail_vocabulary",
+    "vendi_score",
+    "write_report",
+]

@@ -139,7 +139,7 @@ class CollapseMonitor:
         results = {name: self._result(name, value, None if name in m.relative_to_round0 else base.get(name),
                                       m.skipped.get(name, ""), name in m.relative_to_round0 and bool(base))
                    for name, value in m.values.items()}
-        worst = max((r.status for r in results.values()), key=_RANK.__getitem__, default="ok")
+        worst: Status = max((r.status for r in results.values()), key=_RANK.__getitem__, default="ok")
         reasons = [r.reason for r in results.values() if r.status in ("warn", "fail")]
         report = CollapseReport(round, "ok" if worst == "skipped" else worst, results, reasons, m.raw, self.embedder_name)
         self._record(report)

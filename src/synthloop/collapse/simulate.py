@@ -160,7 +160,7 @@ def simulate_regression(*, d: int = 10, t: int = 100, sigma: float = 1.0, genera
         x2 = rng.standard_normal((seeds, t, d))
         xtx += np.einsum("sti,stj->sij", x2, x2)
         xty += np.einsum("sti,st->si", x2, _label(rng, x2, w_acc, sigma))
-        w_acc = np.linalg.solve(xtx, xty[..., None])[..., 0]
+        w_acc = np.linalg.solve(xtx, xty[..., None])[..., 0].astype(np.float64)
         curves["replace"].append(float(((w_rep - w_star) ** 2).sum(1).mean()))
         err_acc = ((w_acc - w_star) ** 2).sum(1)
         curves["accumulate"].append(float(err_acc.mean()))

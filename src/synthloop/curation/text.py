@@ -6,9 +6,9 @@ Every dedup and overlap check compares *normalised* text, so that case, Unicode 
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 

@@ -39,4 +39,23 @@ _EXPORTS = {
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BUILTIN_GOLDEN_SETS",
+    "BadRow",
+    "FieldMapping",
+    "GoldenSet",
+    "GroundingConfig",
+    "LoadReport",
+    "MixResult",
+    "MixStats",
+    "SampledOut",
+    "build_mix",
+    "build_python_docs_snapshot",
+    "chat_row",
+    "golden_texts",
+    "is_heldout",
+    "load_builtin",
+    "load_golden",
+    "load_golden_file",
+    "write_mix",
+]

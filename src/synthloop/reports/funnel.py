@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from synthloop.pipeline.context import reason_key
 from synthloop.storage import RunDir
+from synthloop.storage.rundir import Kind
 
 
 @dataclass
@@ -40,8 +41,9 @@ def read_funnel(rd: RunDir, rounds: list[int] | None = None) -> Funnel:
     states = [s for s in manifest.rounds if rounds is None or s.round in rounds]
     f = Funnel(planned=sum(s.planned for s in states), accepted=0, rejected=0)
     cols = ["rejected_stage", "rejected_reason", "usage", "verdicts", "topic"]
-    for kind in ("accepted", "rejected"):
-        for shard in rd.shards(kind, rounds):  # type: ignore[arg-type]
+    kinds: tuple[Kind, ...] = ("accepted", "rejected")
+    for kind in kinds:
+        for shard in rd.shards(kind, rounds):
             table = pq.read_table(shard, columns=cols)
             if kind == "accepted":
                 f.accepted += table.num_rows

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ import tomli_w
 import xxhash
 
 from synthloop.errors import StorageError
-from synthloop.records import Record, canonical_json
 from synthloop.recipe import Recipe
+from synthloop.records import Record, canonical_json
 from synthloop.storage.atomic import atomic_write_json, atomic_write_text
 from synthloop.storage.manifest import Manifest
 from synthloop.storage.shards import read_shards, write_shard
@@ -128,11 +129,17 @@ class RunDir:
                 path.unlink(missing_ok=True)
 
     def drop_rounds_from(self, round: int) -> None:
-        """Remove the shards and stats of `round` and every later one (their inputs changed)."""
-        for kind in ("accepted", "rejected"):
-            for p in self.folder(kind).glob("r*-part-*.parquet"):  # type: ignore[arg-type]
+        """Remove the shards, stats, mixes and collapse reports of `round` and every later one
+        (their inputs changed). The request cache stays: identical requests are still answered."""
+        kinds: tuple[Kind, ...] = ("accepted", "rejected")
+        for kind in kinds:
+            for p in self.folder(kind).glob("r*-part-*.parquet"):
                 if int(p.name[1:4]) >= round:
                     p.unlink()
+        for pattern in ("stats/round-*", "data/mix/round-*", "collapse/round-*"):
+            for p in self.path.glob(pattern):
+                if int(p.name[6:9]) >= round:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     # -- manifest ---------------------------------------------------------------------------
     def exists(self) -> bool:

@@ -11,14 +11,13 @@ A reason starts with its category (`tests_failed: ...`, `timeout: ...`, `judge_s
 the part before ':' is what the run report counts.
 """
 
+from synthloop.records import Record
+from synthloop.verifiers.checkers import CHECKERS
 from synthloop.verifiers.code import PythonCodeVerifier
 from synthloop.verifiers.judge import LLMJudge, load_rubric, parse_judgement
-from synthloop.verifiers.checkers import CHECKERS
-from synthloop.verifiers.snippets import PythonSnippetVerifier, python_blocks
-from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, isolation_layers, run_sandboxed
 from synthloop.verifiers.registry import register_verifier
-from synthloop.recipe import Recipe
-from synthloop.records import Record
+from synthloop.verifiers.sandbox import SandboxLimits, SandboxResult, isolation_layers, run_sandboxed
+from synthloop.verifiers.snippets import PythonSnippetVerifier, python_blocks
 
 
 def _has_tests(record: Record) -> bool:

@@ -18,15 +18,15 @@ replaces the `solution` module in turn, the tests file runs again in a fresh nam
 
 import ast
 import builtins
-import signal
-import types
 import contextlib
 import inspect
 import io
 import json
 import os
+import signal
 import sys
 import traceback
+import types
 
 TESTS_FILE = "tests.py"
 NONCE = ""

@@ -45,9 +45,7 @@ def count_tests(tree: ast.Module) -> int:
     """Top-level asserts, `test*` functions and `test*` methods of `Test*` classes."""
     n = 0
     for stmt in tree.body:
-        if isinstance(stmt, ast.Assert):
-            n += 1
-        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name.startswith("test"):
+        if isinstance(stmt, ast.Assert) or isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name.startswith("test"):
             n += 1
         elif isinstance(stmt, ast.ClassDef) and stmt.name.startswith("Test"):
             n += sum(isinstance(i, ast.FunctionDef) and i.name.startswith("test") for i in stmt.body)

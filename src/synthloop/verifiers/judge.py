@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from synthloop.backends.base import Request, Response
-from synthloop.backends.client import Client, ParseFailure, Parsed
+from synthloop.backends.client import Client, Parsed, ParseFailure
 from synthloop.errors import VerifierError
 from synthloop.records import Record, Verdict
 
