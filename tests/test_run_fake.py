@@ -94,13 +94,14 @@ def test_rejections_are_kept_with_stage_and_reason(tmp_path: Path, capsys: pytes
         from synthloop.engines.local import run_recipe
         from synthloop.recipe import load_recipe
         from synthloop.tasks.textbook import fake_explanation
+        from synthloop.verifiers.judge import fake_judgement
 
         def responder(req: object) -> str:
             tag = req.tag  # type: ignore[attr-defined]
             if tag.endswith("textbook_exercise"):
                 return wrong_solution(req)
             if tag.startswith("judge"):
-                return "Score: 4\nReason: fine"
+                return fake_judgement(req)  # type: ignore[arg-type]  # passes calibration, then scores 4
             return fake_explanation(req)  # type: ignore[arg-type]
 
         result = run_recipe(load_recipe(write_recipe(tmp_path)), runs_dir=tmp_path / "runs", backend=FakeBackend(responder))
@@ -167,6 +168,8 @@ def test_parquet_reads_with_datasets(tmp_path: Path) -> None:
 def test_budget_cap_stops_cleanly_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     capped = write_recipe(tmp_path, RECIPE + "[budget]\nmax_tokens = 900\n")
     args = ["run", str(capped), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    # The judge's calibration is measured (and cached) first, so the cap falls on generation.
+    assert main(["judge", "calibrate", str(capped), "--runs-dir", str(tmp_path / "runs"), "--no-order-check"]) == 0
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "stopped before the end: budget reached" in out

@@ -29,7 +29,7 @@ from synthloop.pipeline.plan import plan
 from synthloop.recipe import BackendConfig, Recipe
 from synthloop.records import Record
 from synthloop.storage import RunDir, read_records, write_shard
-from synthloop.verifiers.judge import parse_judgement
+from synthloop.verifiers.judge import judge_records
 
 log = logging.getLogger("synthloop")
 
@@ -85,7 +85,7 @@ def run_recipe(
     # The collapse check needs a golden set too; without [grounding] it uses the built-in one.
     needs_golden = recipe.grounding is not None or recipe.collapse is not None
     golden = load_golden(recipe.grounding or GroundingConfig()) if needs_golden else None
-    stages = _verify_stages(recipe, judge_client, judge_cfg, io) + build_curation_stages(
+    stages = _verify_stages(recipe, judge_client, judge_cfg, io, rd.path) + build_curation_stages(
         recipe.curate, golden_texts=golden_texts(golden) if golden is not None else None
     )
     _seed_stages(stages, rd, done_chunks)
@@ -184,8 +184,9 @@ def _register_fake_answers() -> None:
     register_fake_judge()
 
 
-def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfig, io: LoopThread) -> list[Stage]:
+def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfig, io: LoopThread, run_dir: Path) -> list[Stage]:
     from synthloop.verifiers import LLMJudge, PythonCodeVerifier, PythonSnippetVerifier
+    from synthloop.verifiers.calibration import CALIBRATION_FILE, prepare_judges
 
     stages: list[Stage] = []
     if recipe.verify.code:
@@ -194,9 +195,11 @@ def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfi
     if recipe.judge.enabled:
         rubrics = {t: (t if recipe.judge.rubric == "auto" else recipe.judge.rubric) for t in recipe.plan.tasks}
         judges = {
-            task: LLMJudge(judge_client, rubric=rubric, min_score=recipe.judge.min_score, model=judge_cfg.model)
+            task: LLMJudge(judge_client, rubric=rubric, min_score=recipe.judge.min_score, model=judge_cfg.model, samples=recipe.judge.samples)
             for task, rubric in rubrics.items()
         }
+        # Measured before it may gate: raises JudgeNotCalibrated, or marks advisory judges (issue 8).
+        io.run(prepare_judges(judges.values(), recipe.judge, cache_path=run_dir / CALIBRATION_FILE))
         stages.append(JudgeStage(judges, io))
     return stages
 
@@ -235,23 +238,20 @@ class JudgeStage(Stage):
         stats = ctx.stage_stats(self.name)
         with ctx.timer(self.name):
             parsed = self.io.run(self._judge_all(batch))
-        for record, (judge, outcome) in zip(batch, parsed):
+        for record, scored in zip(batch, parsed):
             stats.seen += 1
-            verdict = judge.verdict(outcome)
+            verdict = scored.judge.verdict_of(scored)
             record.add_verdict(verdict)
-            record.usage.add(usage_of(judge.client, [outcome]))
+            record.usage.add(usage_of(scored.judge.client, scored.outcomes))
             if verdict.ok:
                 stats.kept += 1
                 yield record
             else:
                 ctx.reject(record, self.name, verdict.reason or "judge_rejected")
 
-    async def _judge_all(self, batch: list[Record]) -> list[tuple[Any, Any]]:
-        judges = [self.judges[r.task] for r in batch]
-        requests = [j.request(r) for j, r in zip(judges, batch)]
+    async def _judge_all(self, batch: list[Record]) -> list[Any]:
         # one client call: a shared backend batches judgements of every rubric together
-        parsed = await judges[0].client.complete_parsed(requests, parse_judgement)
-        return list(zip(judges, parsed))
+        return await judge_records([(self.judges[r.task], r) for r in batch])
 
 
 def _process_chunk(

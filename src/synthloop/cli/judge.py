@@ -1,0 +1,107 @@
+"""`synthloop judge calibrate RECIPE` measures the recipe's judge on the calibration set of each
+rubric it uses and prints the figures (balanced accuracy, score distribution, share right per kind,
+long vs short correct answers, agreement with the worked examples shuffled) and whether the judge
+may gate.
+
+Results are kept in the run directory (`judge_calibration.json`, and the judge's answers in
+`cache.sqlite`), so the run that follows reuses them. Exits 0 when every judge may gate or is
+allowed as advisory, 1 when the run would refuse it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from synthloop.recipe import Recipe, load_recipe
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("judge", help="measure the recipe's judge before it gates", description=__doc__)
+    cmds = p.add_subparsers(dest="judge_command", metavar="SUBCOMMAND", required=True)
+    c = cmds.add_parser("calibrate", help="the judge's figures on each rubric's labelled calibration set")
+    c.add_argument("recipe", help="path to a recipe TOML file, e.g. examples/python-textbook.toml")
+    c.add_argument("--runs-dir", type=Path, default=None, help="where run directories go (default: the recipe's output.runs_dir)")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value, e.g. --set judge.calibration=my-set.jsonl (VALUE is TOML)")
+    c.add_argument("--no-order-check", action="store_true", help="skip the second pass with the worked examples shuffled")
+    c.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from synthloop.cli.run import _parse_overrides
+
+    recipe = load_recipe(args.recipe, overrides=_parse_overrides(args.overrides))
+    rows = asyncio.run(_calibrate(recipe, args.runs_dir, order_check=not args.no_order_check))
+    con = Console(highlight=False)
+    con.print(_table(recipe, rows))
+    refused = [row["error"] for row in rows if row["error"]]
+    for row in rows:
+        if row["calibration"] is not None:
+            con.print(f"[bold]{row['rubric']}[/]: scores {row['calibration'].scores}; right per kind "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in row["calibration"].by_kind.items()))
+    for line in refused:
+        Console(stderr=True, highlight=False).print(f"synthloop: error: {line}")
+    return 1 if refused else 0
+
+
+async def _calibrate(recipe: Recipe, runs_dir: Path | None, *, order_check: bool) -> list[dict[str, Any]]:
+    """Calibrate the judge of each rubric the recipe uses, as the engine would build it."""
+    from synthloop.backends import make_backend, make_client
+    from synthloop.backends.cache import RequestCache
+    from synthloop.verifiers.calibration import CALIBRATION_FILE, JudgeNotCalibrated, calibrate_judge, gate_mode
+    from synthloop.verifiers.judge import LLMJudge, register_fake_judge
+
+    cfg = recipe.judge_backend
+    if cfg.backend == "fake":
+        register_fake_judge()
+    run_dir = recipe.run_dir(runs_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    client = make_client(cfg, backend=make_backend(cfg), cache=RequestCache(run_dir / "cache.sqlite"))
+    rows: list[dict[str, Any]] = []
+    try:
+        for rubric in sorted({t if recipe.judge.rubric == "auto" else recipe.judge.rubric for t in recipe.plan.tasks}):
+            judge = LLMJudge(client, rubric=rubric, min_score=recipe.judge.min_score, model=cfg.model, samples=recipe.judge.samples)
+            cal = await calibrate_judge(judge, recipe.judge, cache_path=run_dir / CALIBRATION_FILE, order_check=order_check)
+            try:
+                mode, error = gate_mode(cal, recipe.judge), ""
+            except JudgeNotCalibrated as e:
+                mode, error = "refused", str(e)
+            rows.append({"rubric": judge.rubric.name, "calibration": cal, "mode": mode, "error": error})
+    finally:
+        await client.aclose()
+    return rows
+
+
+def _table(recipe: Recipe, rows: list[dict[str, Any]]) -> Table:
+    cfg = recipe.judge_backend
+    table = Table(title=f"judge calibration: {cfg.backend}:{cfg.model}, min_score {recipe.judge.min_score:g}, "
+                        f"min_balanced_accuracy {recipe.judge.min_balanced_accuracy:.2f}")
+    for name in ("rubric", "set", "good/bad", "balanced acc.", "good acc.", "bad rej.", "unparseable",
+                 "accepted long/short", "order agreement", "mode"):
+        table.add_column(name)
+    for row in rows:
+        cal = row["calibration"]
+        if cal is None:
+            table.add_row(row["rubric"], "none", "-", "-", "-", "-", "-", "-", "-", row["mode"])
+            continue
+        length = cal.length
+        table.add_row(
+            row["rubric"], cal.calibration_set, f"{cal.n_good}/{cal.n_bad}", f"{cal.balanced_accuracy:.2f}",
+            f"{cal.good_accepted:.2f}", f"{cal.bad_rejected:.2f}", str(cal.unparseable),
+            f"{_num(length.get('long_accepted'))}/{_num(length.get('short_accepted'))}",
+            _num(cal.order_agreement), row["mode"],
+        )
+    return table
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+__all__ = ["add_parser", "cmd_calibrate"]
