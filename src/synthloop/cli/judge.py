@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from synthloop.recipe import Recipe, load_recipe
 
@@ -37,17 +35,31 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from synthloop.cli.run import _parse_overrides
 
     recipe = load_recipe(args.recipe, overrides=_parse_overrides(args.overrides))
+    cfg = recipe.judge_backend
+    print(f"judge calibration: {cfg.backend}:{cfg.model}, min_score {recipe.judge.min_score:g}, "
+          f"min_balanced_accuracy {recipe.judge.min_balanced_accuracy:.2f}")
     rows = asyncio.run(_calibrate(recipe, args.runs_dir, order_check=not args.no_order_check))
-    con = Console(highlight=False)
-    con.print(_table(recipe, rows))
-    refused = [row["error"] for row in rows if row["error"]]
     for row in rows:
-        if row["calibration"] is not None:
-            con.print(f"[bold]{row['rubric']}[/]: scores {row['calibration'].scores}; right per kind "
-                      + ", ".join(f"{k} {v:.2f}" for k, v in row["calibration"].by_kind.items()))
+        print(_describe(row))
+    refused = [row["error"] for row in rows if row["error"]]
     for line in refused:
-        Console(stderr=True, highlight=False).print(f"synthloop: error: {line}")
+        print(f"synthloop: error: {line}", file=sys.stderr)
     return 1 if refused else 0
+
+
+def _describe(row: dict[str, Any]) -> str:
+    """A few lines per rubric: the summary and the decision, the score distribution, per kind."""
+    cal = row["calibration"]
+    if cal is None:
+        return f"{row['rubric']}: not measured ([judge] calibration = \"none\") -> {row['mode']}"
+    length = cal.length
+    return "\n".join([
+        f"{row['rubric']}: {cal.summary()} -> {row['mode']}",
+        f"  scores: good {cal.scores['good']}, bad {cal.scores['bad']}",
+        "  right per kind: " + ", ".join(f"{k} {v:.2f}" for k, v in cal.by_kind.items()),
+        f"  correct answers accepted: long {_num(length.get('long_accepted'))}, short {_num(length.get('short_accepted'))}; "
+        f"mean score long {_num(length.get('long_mean_score'))}, short {_num(length.get('short_mean_score'))}",
+    ])
 
 
 async def _calibrate(recipe: Recipe, runs_dir: Path | None, *, order_check: bool) -> list[dict[str, Any]]:
@@ -76,28 +88,6 @@ async def _calibrate(recipe: Recipe, runs_dir: Path | None, *, order_check: bool
     finally:
         await client.aclose()
     return rows
-
-
-def _table(recipe: Recipe, rows: list[dict[str, Any]]) -> Table:
-    cfg = recipe.judge_backend
-    table = Table(title=f"judge calibration: {cfg.backend}:{cfg.model}, min_score {recipe.judge.min_score:g}, "
-                        f"min_balanced_accuracy {recipe.judge.min_balanced_accuracy:.2f}")
-    for name in ("rubric", "set", "good/bad", "balanced acc.", "good acc.", "bad rej.", "unparseable",
-                 "accepted long/short", "order agreement", "mode"):
-        table.add_column(name)
-    for row in rows:
-        cal = row["calibration"]
-        if cal is None:
-            table.add_row(row["rubric"], "none", "-", "-", "-", "-", "-", "-", "-", row["mode"])
-            continue
-        length = cal.length
-        table.add_row(
-            row["rubric"], cal.calibration_set, f"{cal.n_good}/{cal.n_bad}", f"{cal.balanced_accuracy:.2f}",
-            f"{cal.good_accepted:.2f}", f"{cal.bad_rejected:.2f}", str(cal.unparseable),
-            f"{_num(length.get('long_accepted'))}/{_num(length.get('short_accepted'))}",
-            _num(cal.order_agreement), row["mode"],
-        )
-    return table
 
 
 def _num(x: float | None) -> str:

@@ -340,13 +340,15 @@ def is_advisory(verdict: Verdict) -> bool:
 # -- the canned judge for the fake backend (tests, --dry-run) --------------------------------------
 def fake_judgement(request: Request) -> str:
     """A test double, deterministic and well formed. It holds the answer key of the built-in
-    calibration sets: an item of those sets gets 4 when labelled good and 2 when labelled bad, so
-    fake runs pass calibration and exercise the gating path (its calibration figures measure the
+    calibration sets: an item of those sets gets 4 when labelled good and 1 when labelled bad, so
+    fake runs with min_score 2 to 4 pass calibration and exercise the gating path (its calibration figures measure the
     plumbing, not judging). Anything else gets 4, or 2 when the judged text contains `LOW-QUALITY`."""
     prompt = request.messages[-1][1] if request.messages else ""
     judged = prompt.split(BEGIN, 1)[-1].split(END, 1)[0]
     label = _builtin_answer_key().get(judged.strip())
-    if label == "bad" or (label is None and LOW_QUALITY_MARKER in judged):
+    if label == "bad":
+        return "Score: 1\nReason: The record has an error or misses the request; a student would learn the wrong thing."
+    if label is None and LOW_QUALITY_MARKER in judged:
         return "Score: 2\nReason: The record is marked low quality and would teach little."
     return "Score: 4\nReason: Correct and clear, with minor room for more depth."
 
