@@ -369,6 +369,9 @@ __all__ = [
     "gate_mode",
     "load_calibration_set",
     "measure",
+    "accepted",
     "prepare_judges",
     "read_in_use",
+    "score_items",
+    "shuffled_examples",
 ]
