@@ -224,3 +224,31 @@ def test_cli_judge_calibrate_prints_the_figures(tmp_path: Path, capsys: pytest.C
     out = capsys.readouterr().out
     assert "balanced accuracy 1.00 on builtin:textbook (40 good, 40 bad" in out and "order agreement 1.00 -> gate" in out
     assert (tmp_path / "runs" / "cal" / CALIBRATION_FILE).is_file()
+
+
+def test_a_panel_judges_on_every_backend_and_reports_agreement(fake_judge: None, tmp_path: Path) -> None:
+    second = FakeBackend(model="second")  # answers with the fake judge (registered)
+    judge = LLMJudge(Client(constant(5)), rubric="instruction", panel=[(Client(second), "second")])
+    verdict = judge.verify(Record(id="a", text="plain"))
+    assert verdict.score == 4.5 and "panel fake: 5, second: 4" in verdict.reason
+    assert [c.model for c in second.calls] == ["second"]
+    cal = asyncio.run(calibrate_judge(judge, JudgeConfig()))
+    assert cal is not None and cal.panel["members"] == ["fake", "second"]
+    assert cal.panel["balanced_accuracy"] == [0.5, 1.0] and cal.panel["agreement"] == 0.5
+    assert "panel agreement 0.50" in cal.summary()
+    # the panel's median: good items 4.5 (accepted), bad items 3 (accepted at min_score 3)
+    assert cal.balanced_accuracy == 0.5
+
+
+def test_recipe_panel_runs_end_to_end(fake_judge: None, tmp_path: Path) -> None:
+    from synthloop.engines.local import run_recipe
+    from synthloop.recipe import load_recipe
+    from synthloop.storage import RunDir, read_records
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE + '[judge]\n[[judge.panel]]\nbackend = "fake"\nmodel = "panel-judge"\n')
+    result = run_recipe(load_recipe(recipe), runs_dir=tmp_path / "runs", backend=FakeBackend())
+    records = list(read_records(RunDir(result.run_dir).accepted_dir))
+    assert result.accepted == 2 and all("panel-judge: 4" in r.verdicts[-1].reason for r in records)
+    in_use = json.loads((result.run_dir / CALIBRATION_FILE).read_text())["in_use"]
+    assert in_use["textbook"]["calibration"]["panel"]["agreement"] == 1.0

@@ -84,6 +84,10 @@ class JudgeConfig(Section):
     allow_uncalibrated: bool = False
     #: Judgements per record; the verdict uses their median. Above 1, samples use temperature 0.7.
     samples: int = Field(1, ge=1, le=15)
+    #: More judges, each on its own backend (e.g. [{backend = "openai_compat", base_url = ..., model = ...}]):
+    #: every record is judged by the judge above and each of these; the score is the median of all,
+    #: and calibration reports each member's balanced accuracy and how often they agree.
+    panel: list[BackendConfig] = []
 
 
 class VerifyConfig(Section):

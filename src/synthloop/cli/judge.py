@@ -70,15 +70,18 @@ async def _calibrate(recipe: Recipe, runs_dir: Path | None, *, order_check: bool
     from synthloop.verifiers.judge import LLMJudge, register_fake_judge
 
     cfg = recipe.judge_backend
-    if cfg.backend == "fake":
+    if "fake" in (cfg.backend, *(b.backend for b in recipe.judge.panel)):
         register_fake_judge()
     run_dir = recipe.run_dir(runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    client = make_client(cfg, backend=make_backend(cfg), cache=RequestCache(run_dir / "cache.sqlite"))
+    cache = RequestCache(run_dir / "cache.sqlite")
+    client = make_client(cfg, backend=make_backend(cfg), cache=cache)
+    panel = [(make_client(b, cache=cache), b.model) for b in recipe.judge.panel]
     rows: list[dict[str, Any]] = []
     try:
         for rubric in sorted({t if recipe.judge.rubric == "auto" else recipe.judge.rubric for t in recipe.plan.tasks}):
-            judge = LLMJudge(client, rubric=rubric, min_score=recipe.judge.min_score, model=cfg.model, samples=recipe.judge.samples)
+            judge = LLMJudge(client, rubric=rubric, min_score=recipe.judge.min_score, model=cfg.model,
+                             samples=recipe.judge.samples, panel=panel)
             cal = await calibrate_judge(judge, recipe.judge, cache_path=run_dir / CALIBRATION_FILE, order_check=order_check)
             try:
                 mode, error = gate_mode(cal, recipe.judge), ""
@@ -86,6 +89,8 @@ async def _calibrate(recipe: Recipe, runs_dir: Path | None, *, order_check: bool
                 mode, error = "refused", str(e)
             rows.append({"rubric": judge.rubric.name, "calibration": cal, "mode": mode, "error": error})
     finally:
+        for member, _ in panel:
+            await member.backend.aclose()
         await client.aclose()
     return rows
 

@@ -194,8 +194,10 @@ def _verify_stages(recipe: Recipe, judge_client: Client, judge_cfg: BackendConfi
         stages.append(CodeVerifyStage(PythonCodeVerifier(**limits), PythonSnippetVerifier(**limits)))
     if recipe.judge.enabled:
         rubrics = {t: (t if recipe.judge.rubric == "auto" else recipe.judge.rubric) for t in recipe.plan.tasks}
+        panel = [(make_client(b, cache=judge_client.cache, budget=judge_client.budget), b.model) for b in recipe.judge.panel]
         judges = {
-            task: LLMJudge(judge_client, rubric=rubric, min_score=recipe.judge.min_score, model=judge_cfg.model, samples=recipe.judge.samples)
+            task: LLMJudge(judge_client, rubric=rubric, min_score=recipe.judge.min_score, model=judge_cfg.model,
+                           samples=recipe.judge.samples, panel=panel)
             for task, rubric in rubrics.items()
         }
         # Measured before it may gate: raises JudgeNotCalibrated, or marks advisory judges (issue 8).

@@ -38,7 +38,7 @@ import xxhash
 from synthloop.errors import VerifierError
 from synthloop.recipe import JudgeConfig
 from synthloop.records import Record, canonical_json
-from synthloop.verifiers.judge import LLMJudge, judge_records
+from synthloop.verifiers.judge import LLMJudge, Scored, judge_records
 
 #: Rubrics with a built-in calibration set.
 BUILTIN_SETS = ("textbook", "instruction")
@@ -148,7 +148,9 @@ class Calibration:
     length: dict[str, float | None]
     #: share of decisions unchanged with the worked examples shuffled (None: not measured)
     order_agreement: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: with a panel: {"members": [model, ...], "balanced_accuracy": [per member], "agreement": share
+    #: of items every member decided alike}
+    panel: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,11 +163,12 @@ class Calibration:
         """One line: what a log, the CLI or a card shows."""
         order = "not measured" if self.order_agreement is None else f"{self.order_agreement:.2f}"
         gap = self.length.get("accept_gap")
+        panel = f"; panel agreement {self.panel['agreement']:.2f}" if self.panel else ""
         return (
             f"judge {self.model} on rubric {self.rubric}: balanced accuracy {self.balanced_accuracy:.2f} on "
             f"{self.calibration_set} ({self.n_good} good, {self.n_bad} bad; good accepted {self.good_accepted:.2f}, "
             f"bad rejected {self.bad_rejected:.2f}, unparseable {self.unparseable}); long-short acceptance gap "
-            f"{'n/a' if gap is None else f'{gap:+.2f}'}; order agreement {order}"
+            f"{'n/a' if gap is None else f'{gap:+.2f}'}; order agreement {order}{panel}"
         )
 
 
@@ -238,9 +241,19 @@ def shuffled_examples(judge: LLMJudge, seed: int = 1) -> list[tuple[str, str]] |
 
 
 async def score_items(judge: LLMJudge, items: Sequence[CalibrationItem]) -> list[float | None]:
-    """The judge's score (median of its samples; None if unparseable) for each item."""
-    scored = await judge_records([(judge, i.record) for i in items])
-    return [s.score for s in scored]
+    """The judge's score (median of its samples and panel; None if unparseable) for each item."""
+    return [s.score for s in await judge_records([(judge, i.record) for i in items])]
+
+
+def panel_figures(judge: LLMJudge, items: Sequence[CalibrationItem], scored: Sequence[Scored]) -> dict[str, Any]:
+    """Each panel member's balanced accuracy, and the share of items all members decided alike."""
+    per_member = list(zip(*(s.member_scores for s in scored)))
+    decisions = [[accepted(x, judge.min_score) for x in member] for member in per_member]
+    return {
+        "members": [model for _, model in judge.members],
+        "balanced_accuracy": [measure(items, member, judge.min_score)["balanced_accuracy"] for member in per_member],
+        "agreement": _share([len(set(d)) == 1 for d in zip(*decisions)]),
+    }
 
 
 def cache_key(judge: LLMJudge, cset: CalibrationSet) -> str:
@@ -249,6 +262,7 @@ def cache_key(judge: LLMJudge, cset: CalibrationSet) -> str:
     identity = {
         "backend": getattr(judge.client.backend, "name", ""),
         "model": judge.model,
+        "panel": [[getattr(c.backend, "name", ""), m] for c, m in judge.members[1:]],
         "rubric": [judge.rubric.name, judge.rubric.text, judge.rubric.examples],
         "set": [cset.name, cset.digest],
         "judge": [judge.min_score, judge.samples, judge.max_tokens, judge.max_chars, judge.seed],
@@ -270,11 +284,14 @@ async def calibrate_judge(
     if cached is not None and (not order_check or cached.get("order_agreement") is not None):
         return Calibration.from_dict(cached)
     items = list(cset.items)
-    scores = await score_items(judge, items)
+    scored = await judge_records([(judge, i.record) for i in items])
+    scores = [s.score for s in scored]
     calibration = Calibration(
         rubric=judge.rubric.name, model=judge.model, calibration_set=cset.name, set_hash=cset.digest,
         min_score=judge.min_score, **measure(items, scores, judge.min_score),
     )
+    if len(judge.members) > 1:
+        calibration.panel = panel_figures(judge, items, scored)
     if order_check and (order := shuffled_examples(judge)) is not None:
         again = await score_items(judge.with_examples(order), items)
         same = [accepted(a, judge.min_score) == accepted(b, judge.min_score) for a, b in zip(scores, again)]
@@ -369,6 +386,7 @@ __all__ = [
     "gate_mode",
     "load_calibration_set",
     "measure",
+    "panel_figures",
     "accepted",
     "prepare_judges",
     "read_in_use",

@@ -194,6 +194,7 @@ class LLMJudge:
         max_chars: int = 6000,
         samples: int = 1,
         advisory: str | None = None,
+        panel: Sequence[tuple[Client, str]] = (),
     ) -> None:
         if min_score > SCALE_MAX:
             raise VerifierError(f"judge min_score {min_score:g} is above the top of the {SCALE_MIN}-{SCALE_MAX} scale: nothing could pass; use at most {SCALE_MAX}")
@@ -208,21 +209,23 @@ class LLMJudge:
         self.max_chars = max_chars
         self.samples = samples
         self.advisory = advisory
+        #: (client, model) of every judge: this one first, then the panel's
+        self.members: list[tuple[Client, str]] = [(client, self.model), *panel]
 
     def with_examples(self, examples: Sequence[tuple[str, str]]) -> "LLMJudge":
         """The same judge with other worked examples (calibration re-runs them shuffled)."""
-        twin = LLMJudge(self.client, dataclasses.replace(self.rubric, examples=tuple(examples)), self.min_score,
-                        model=self.model, max_tokens=self.max_tokens, seed=self.seed, max_chars=self.max_chars, samples=self.samples)
-        return twin
+        return LLMJudge(self.client, dataclasses.replace(self.rubric, examples=tuple(examples)), self.min_score,
+                        model=self.model, max_tokens=self.max_tokens, seed=self.seed, max_chars=self.max_chars,
+                        samples=self.samples, panel=self.members[1:])
 
-    def request(self, record: Record, sample: int = 0) -> Request:
+    def request(self, record: Record, sample: int = 0, member: int = 0) -> Request:
         messages = [{"role": "system", "content": self.rubric.text}]
         for example, judgement in self.rubric.examples:
             messages += [{"role": "user", "content": self._prompt(example)}, {"role": "assistant", "content": judgement}]
         messages.append({"role": "user", "content": self._prompt(record_for_judging(record, self.max_chars))})
         return Request.chat(
             messages,
-            model=self.model,
+            model=self.members[member][1],
             temperature=0.0 if self.samples == 1 else SAMPLE_TEMPERATURE,
             top_p=1.0,
             max_tokens=self.max_tokens,
@@ -231,8 +234,12 @@ class LLMJudge:
         )
 
     def requests(self, record: Record) -> list[Request]:
-        """One request per sample (seeds `seed`, `seed + 1`, ...)."""
-        return [self.request(record, k) for k in range(self.samples)]
+        """One request per panel member and sample (seeds `seed`, `seed + 1`, ...), member by member."""
+        return [self.request(record, k, m) for m in range(len(self.members)) for k in range(self.samples)]
+
+    def clients(self) -> list[Client]:
+        """The client that sends each of `requests(record)`."""
+        return [client for client, _ in self.members for _ in range(self.samples)]
 
     def parse(self, response: Response) -> Judgement:
         """`parse_judgement`, refusing a reason copied from this rubric's worked examples."""
@@ -268,18 +275,17 @@ class LLMJudge:
     def verdict_of(self, scored: Scored) -> Verdict:
         """The verdict for one record's judgements: the median score, with the reason of the
         judgement nearest to it; the first failure when none parsed."""
-        good = [p for p in scored.outcomes if p.ok and p.value is not None]
-        if not good:
-            return self.verdict(scored.outcomes[0])
+        values = [p.value for p in scored.outcomes if p.ok and p.value is not None]
         median = scored.score
-        assert median is not None  # some judgement parsed
-        nearest = min(good, key=lambda p: abs(p.value.score - median))  # type: ignore[union-attr]
-        assert nearest.value is not None
-        if len(scored.outcomes) > 1:
-            scores = ", ".join(f"{p.value.score:g}" for p in good)  # type: ignore[union-attr]
-            note = f" (median of {len(good)} of {len(scored.outcomes)} samples: {scores})"
-            return self._scored(median, nearest.value.reason, note)
-        return self._scored(median, nearest.value.reason)
+        if not values or median is None:
+            return self.verdict(scored.outcomes[0])
+        nearest = min(values, key=lambda v: abs(v.score - median))
+        if len(scored.outcomes) == 1:
+            return self._scored(median, nearest.reason)
+        note = f" (median of {len(values)} of {len(scored.outcomes)} samples: {', '.join(f'{v.score:g}' for v in values)}"
+        if len(self.members) > 1:
+            note += "; panel " + ", ".join(f"{m}: {'-' if x is None else f'{x:g}'}" for (_, m), x in zip(self.members, scored.member_scores))
+        return self._scored(median, nearest.reason, note + ")")
 
     def verdict(self, parsed: Parsed[Judgement]) -> Verdict:
         """The verdict for one judgement."""
@@ -311,24 +317,43 @@ class Scored:
     @property
     def score(self) -> float | None:
         """The median of the parsed scores; None when none parsed."""
-        scores = [p.value.score for p in self.outcomes if p.ok and p.value is not None]
-        return float(statistics.median(scores)) if scores else None
+        return _median(self.outcomes)
+
+    @property
+    def member_scores(self) -> list[float | None]:
+        """Each panel member's median score (one entry without a panel)."""
+        k = self.judge.samples
+        return [_median(self.outcomes[i : i + k]) for i in range(0, len(self.outcomes), k)]
+
+
+def _median(outcomes: Sequence[Parsed[Judgement]]) -> float | None:
+    scores = [p.value.score for p in outcomes if p.ok and p.value is not None]
+    return float(statistics.median(scores)) if scores else None
 
 
 async def judge_records(pairs: Sequence[tuple[LLMJudge, Record]]) -> list[Scored]:
-    """Judge each record with its judge in one client call (the first judge's client: a shared
-    backend batches judgements of every rubric together). A reason copied from any judge's worked
-    examples is unparseable, and its re-ask rotates the examples."""
-    if not pairs:
-        return []
-    requests = [(j, req) for j, r in pairs for req in j.requests(r)]
+    """Judge each record with its judge: one client call per client, concurrently (judges sharing
+    a backend batch their judgements of every rubric together). A reason copied from any judge's
+    worked examples is unparseable, and its re-ask rotates the examples."""
     reasons = sorted({reason for j in {id(j): j for j, _ in pairs}.values() for reason in example_reasons(j.rubric)})
-    parsed = await pairs[0][0].client.complete_parsed([req for _, req in requests], parser_against(reasons), reask=rotate_examples)
+    slots = [(client, req) for j, r in pairs for client, req in zip(j.clients(), j.requests(r))]
+    by_client: dict[int, list[int]] = {}
+    for at, (client, _) in enumerate(slots):
+        by_client.setdefault(id(client), []).append(at)
+    groups = list(by_client.values())
+    answers = await asyncio.gather(*(
+        slots[idx[0]][0].complete_parsed([slots[i][1] for i in idx], parser_against(reasons), reask=rotate_examples) for idx in groups
+    ))
+    parsed: list[Parsed[Judgement]] = [Parsed(value=None, ok=False)] * len(slots)
+    for idx, got in zip(groups, answers):
+        for i, outcome in zip(idx, got):
+            parsed[i] = outcome
     out: list[Scored] = []
     at = 0
     for judge, _ in pairs:
-        out.append(Scored(judge, parsed[at : at + judge.samples]))
-        at += judge.samples
+        n = judge.samples * len(judge.members)
+        out.append(Scored(judge, parsed[at : at + n]))
+        at += n
     return out
 
 
