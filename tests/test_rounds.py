@@ -17,6 +17,7 @@ from synthloop.pipeline.plan import weights_by_axis
 from synthloop.recipe import Recipe, recipe_from_dict
 from synthloop.rounds import RoundSummary, run
 from synthloop.storage import RunDir
+from synthloop.verifiers.judge import fake_judgement
 
 BASE = {
     "name": "rounds",
@@ -110,7 +111,7 @@ def test_round_summaries_can_seed_prompts_and_records_name_their_parents(tmp_pat
 def diverse(req: Request) -> str:
     """Varied text, different for every seed."""
     if req.tag.startswith("judge"):
-        return "Score: 4\nReason: fine."
+        return fake_judgement(req)
     rng = random.Random(req.seed)
     words = [rng.choice(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau"])
              + str(rng.randrange(1000)) for _ in range(60)]
@@ -121,7 +122,7 @@ def test_a_failing_collapse_check_stops_before_the_next_round_and_export(tmp_pat
     def responder(req: Request) -> str:
         """Round 0 writes varied text; round 1 repeats one sentence (a collapsing teacher)."""
         if req.tag.startswith("judge"):
-            return "Score: 4\nReason: fine."
+            return fake_judgement(req)  # the canned judge: it passes calibration
         if req.seed in round1_seeds:
             return "Question: What is it again?\nAnswer: " + "it is the same answer every time " * 12
         return diverse(req)

@@ -7,6 +7,7 @@ from typing import Any
 
 from synthloop.backends.base import Request
 from synthloop.tasks.textbook import fake_exercise, fake_explanation
+from synthloop.verifiers.judge import fake_judgement
 
 
 def answer_for(body: dict[str, Any]) -> str:
@@ -15,7 +16,7 @@ def answer_for(body: dict[str, Any]) -> str:
     text = messages[-1]["content"]
     req = Request.chat(messages, model=body.get("model", "m"), seed=int(body.get("seed") or 0))
     if "Score:" in text or "rubric" in text.lower():
-        return "Score: 4\nReason: clear and correct."
+        return fake_judgement(req)  # passes judge calibration; 4 for the canned lessons
     if "practice problem about" in text:
         return fake_exercise(req)
     return fake_explanation(req)

@@ -84,6 +84,21 @@ class JudgeConfig(Section):
     min_score: float = Field(3.0, ge=0)
     #: None: the teacher judges its own output (sampling at temperature 0).
     backend: BackendConfig | None = None
+    #: The labelled set the judge is measured on before it may gate: "builtin" (the rubric's own
+    #: set, shipped for textbook and instruction), the path of a JSONL file, or "none" (not measured:
+    #: needs allow_uncalibrated). See docs/verifiers.md.
+    calibration: str = "builtin"
+    #: Below this balanced accuracy on the calibration set the judge does not gate.
+    min_balanced_accuracy: float = Field(0.75, ge=0.0, le=1.0)
+    #: true: a judge that fails calibration still runs, as advisory: it rejects nothing and its
+    #: records count as unjudged. false: the run stops with an error instead.
+    allow_uncalibrated: bool = False
+    #: Judgements per record; the verdict uses their median. Above 1, samples use temperature 0.7.
+    samples: int = Field(1, ge=1, le=15)
+    #: More judges, each on its own backend (e.g. [{backend = "openai_compat", base_url = ..., model = ...}]):
+    #: every record is judged by the judge above and each of these; the score is the median of all,
+    #: and calibration reports each member's balanced accuracy and how often they agree.
+    panel: list[BackendConfig] = []
 
 
 class VerifyConfig(Section):

@@ -220,7 +220,8 @@ class Run:
 
     def stages(self) -> list[Stage]:
         """Built fresh for each round that has work, so stateful stages (dedup) start from the shards."""
-        res = StageResources(self.teacher, self.judge, self.recipe.judge_backend, _golden_texts(self.golden))
+        res = StageResources(self.teacher, self.judge, self.recipe.judge_backend, _golden_texts(self.golden),
+                             run_async=self.engine.run_async, run_dir=self.rd.path)
         self._stages = build_stages(self.recipe, res)
         return self._stages
 

@@ -274,9 +274,13 @@ class Client:
         return self._sem[1]
 
     # -- complete_parsed --------------------------------------------------------------------
-    async def complete_parsed(self, requests: list[Request], parse: Callable[[Response], T]) -> list[Parsed[T]]:
+    async def complete_parsed(
+        self, requests: list[Request], parse: Callable[[Response], T], *, reask: Callable[[Request], Request] | None = None
+    ) -> list[Parsed[T]]:
         """Complete and parse. A `ParseFailure` re-asks the request with `attempt + 1` (its own
-        cache key and seed) up to `max_parse_retries` times; re-asks of one round go out together."""
+        cache key and seed) up to `max_parse_retries` times; re-asks of one round go out together.
+        `reask`, if given, rewrites each re-ask (already at `attempt + 1`) before it is sent: a judge
+        uses it to put its worked examples in another order."""
         outcomes: list[Parsed[T]] = [Parsed(value=None, ok=False) for _ in requests]
         pending = list(enumerate(requests))
         for round_no in range(self.max_parse_retries + 1):
@@ -285,7 +289,8 @@ class Client:
             for (i, req), answer in zip(pending, answers):
                 if self._settle(outcomes[i], answer, parse, round_no):
                     continue
-                retry.append((i, dataclasses.replace(req, attempt=req.attempt + 1)))
+                again = dataclasses.replace(req, attempt=req.attempt + 1)
+                retry.append((i, reask(again) if reask is not None else again))
             if not retry:
                 break
             pending = retry

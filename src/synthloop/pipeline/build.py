@@ -7,7 +7,11 @@ Engines and the rounds loop call `build_stages`; nothing else decides which stag
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from synthloop.backends.client import Client
 from synthloop.pipeline.generate import GenerateStage
@@ -23,6 +27,10 @@ class StageResources:
     judge: Client
     judge_cfg: BackendConfig
     golden_texts: list[str] | None = None
+    #: Runs a coroutine on the engine's loop (the judges' calibration talks to a model).
+    run_async: Callable[[Coroutine[Any, Any, Any]], Any] | None = None
+    #: The run directory (calibration results are cached there); None in a bare pipeline.
+    run_dir: Path | None = None
 
 
 def build_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
@@ -41,17 +49,26 @@ def verify_stages(recipe: Recipe) -> list[Stage]:
 
 
 def judge_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
+    """One judge per task (its rubric), measured on its calibration set before it may gate:
+    `prepare_judges` raises `JudgeNotCalibrated`, or marks a judge advisory (issue 8)."""
     if not recipe.judge.enabled:
         return []
+    from synthloop.backends import make_client
+    from synthloop.verifiers.calibration import CALIBRATION_FILE, prepare_judges
     from synthloop.verifiers.judge import LLMJudge
     from synthloop.verifiers.stages import JudgeStage
 
-    cfg = res.judge_cfg
+    cfg, jc = res.judge_cfg, recipe.judge
+    panel = [(make_client(b, cache=res.judge.cache, budget=res.judge.budget), b.model) for b in jc.panel]
     judges = {
-        task: LLMJudge(res.judge, rubric=task if recipe.judge.rubric == "auto" else recipe.judge.rubric,
-                       min_score=recipe.judge.min_score, model=cfg.model)
+        task: LLMJudge(res.judge, rubric=task if jc.rubric == "auto" else jc.rubric, min_score=jc.min_score,
+                       model=cfg.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                       samples=jc.samples, panel=panel)
         for task in recipe.plan.tasks
     }
+    cache_path = res.run_dir / CALIBRATION_FILE if res.run_dir is not None else None
+    run_async = res.run_async or asyncio.run
+    run_async(prepare_judges(judges.values(), jc, cache_path=cache_path))
     return [JudgeStage(judges)]
 
 

@@ -7,13 +7,11 @@ judge's tokens and cost are added to the record's usage, so a record knows every
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
 from synthloop.pipeline.context import RunContext
 from synthloop.pipeline.generate import usage_of
 from synthloop.pipeline.stage import BatchStage, KeepResult
 from synthloop.records import Record, Verdict
-from synthloop.verifiers.judge import LLMJudge, parse_judgement
+from synthloop.verifiers.judge import LLMJudge, judge_records
 
 
 class JudgeStage(BatchStage):
@@ -23,13 +21,12 @@ class JudgeStage(BatchStage):
         self.judges = dict(judges)
 
     async def decide_batch(self, records: list[Record], ctx: RunContext) -> list[KeepResult | Verdict]:
-        judges = [self.judges[r.task] for r in records]
-        requests = [j.request(r) for j, r in zip(judges, records)]
-        parsed: list[Any] = await judges[0].client.complete_parsed(requests, parse_judgement)
+        # one call per client: a shared backend batches judgements of every rubric together
+        scored = await judge_records([(self.judges[r.task], r) for r in records])
         verdicts: list[KeepResult | Verdict] = []
-        for record, judge, outcome in zip(records, judges, parsed):
-            record.usage.add(usage_of(judge.client, [outcome]))
-            verdicts.append(judge.verdict(outcome))
+        for record, s in zip(records, scored):
+            record.usage.add(usage_of(s.judge.client, s.outcomes))
+            verdicts.append(s.judge.verdict_of(s))
         return verdicts
 
 
