@@ -29,7 +29,8 @@ def dry_run(recipe: Recipe) -> str:
     prompt_tokens += judge_requests * 400  # rubric + record, roughly
     # Parse retries can add up to max_parse_retries re-asks per request: report the ceiling too.
     worst = gen_requests * (1 + t.max_parse_retries)
-    cost = (prompt_tokens * t.price_prompt_per_1m + completion_tokens * t.price_completion_per_1m) / 1e6
+    prices = t.prices()  # None: unknown, shown as unknown (never $0)
+    cost = (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1e6 if prices else None
     per_task = Counter(r.task for r in records)
     lines = [
         f"recipe {recipe.name}: {len(cells(recipe))} cells -> {len(records)} records planned ({dict(per_task)})",
@@ -37,7 +38,9 @@ def dry_run(recipe: Recipe) -> str:
         f"requests: {gen_requests} generation + {judge_requests} judge = {gen_requests + judge_requests} "
         f"(at most {worst + judge_requests} with every parse retry)",
         f"tokens (upper bound): ~{prompt_tokens} prompt + {completion_tokens} completion",
-        f"estimated cost: ${cost:.4f} at ${t.price_prompt_per_1m}/1M prompt, ${t.price_completion_per_1m}/1M completion",
+        f"estimated cost: ${cost:.4f} at ${prices[0]}/1M prompt, ${prices[1]}/1M completion"
+        if prices and cost is not None
+        else "estimated cost: unknown (set teacher.price_prompt_per_1m and price_completion_per_1m)",
         _rehearse(recipe),
     ]
     return "\n".join(lines)

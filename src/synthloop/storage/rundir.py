@@ -117,7 +117,7 @@ def recipe_hash(recipe: Recipe) -> str:
     d.pop("budget", None)  # a cap decides when to stop, not what is made: raising it resumes
     for section in ("teacher", "judge"):
         sub = d.get(section) or {}
-        for k in ("concurrency", "timeout_s", "requests_per_minute", "max_retries"):
+        for k in ("concurrency", "timeout_s", "requests_per_minute", "tokens_per_minute", "max_retries"):
             sub.pop(k, None)
     return "v1:" + xxhash.xxh3_64_hexdigest(canonical_json(d).encode())
 
