@@ -16,7 +16,7 @@ Replies come from `responder(body) -> str` (default: an echo of the last message
 served first, in order, one per chat request (a `Fault` or its kind as a string), or chosen per
 request by `fault_fn(body) -> Fault | None`. Kinds:
 
-- `rate_limit`: 429 with `Retry-After: <retry_after>` (when set)
+- `rate_limit`: 429 with `Retry-After: <retry_after>` (when set), at once: it holds no slot
 - `server_error`: 500 (`status` overrides the code, e.g. 503 or 400 for a client error; `message`
   sets the error text)
 - `slow`: wait `delay_s` (without holding a slot: a stalled network), then answer normally
@@ -106,6 +106,7 @@ class OpenAIStub:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.limited = 0  # 429s sent because of max_in_flight
+        self.worked = 0  # requests that held a slot: the server's real work
         self.answered: Counter[str] = Counter()  # successful answers per last-message content
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", port), backlog=1024)
@@ -141,6 +142,7 @@ class OpenAIStub:
                 "requests": len(self.requests),
                 "peak_in_flight": self.peak_in_flight,
                 "limited": self.limited,
+                "worked": self.worked,
                 "answered_prompts": len(self.answered),
                 "duplicates_after_success": sum(n - 1 for n in self.answered.values()),
             }
@@ -237,13 +239,16 @@ class OpenAIStub:
         try:
             if fault is not None and fault.kind == "slow":
                 await asyncio.sleep(fault.delay_s)
-            await self._work()
+            if fault is None or fault.kind != "rate_limit":  # a rate limiter refuses before the model runs
+                await self._work()
             return await self._reply(writer, body, fault)
         finally:
             self.in_flight -= 1
 
     async def _work(self) -> None:
         """Hold one of the server's slots for `latency_s` (queueing when all are busy)."""
+        with self._lock:
+            self.worked += 1
         if self._slot_sem is None:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
