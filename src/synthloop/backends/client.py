@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import random
 from collections.abc import Callable, Coroutine
@@ -83,7 +84,10 @@ class _Run:
     """The shared state of one `complete` call: the ready queue, results and the stop reasons."""
 
     def __init__(self, requests: list[Request]) -> None:
-        self.ready: asyncio.Queue[_Job] = asyncio.Queue()
+        # (0 = a retry, 1 = a first attempt; then arrival order): a retry goes out before requests
+        # never sent yet, so one that failed early is not left to fail again at the very end.
+        self.ready: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
         self.results: list[Response | BackendError | None] = [None] * len(requests)
         self.remaining = len(requests)
         self.done = asyncio.Event()
@@ -91,15 +95,18 @@ class _Run:
         self.error: BaseException | None = None
         self.timers: set[asyncio.Task[None]] = set()
         for i, request in enumerate(requests):
-            self.ready.put_nowait(_Job(request, i))
+            self.put(_Job(request, i))
         if not requests:
             self.done.set()
 
+    def put(self, job: _Job) -> None:
+        self.ready.put_nowait((0 if job.attempt else 1, next(self._seq), job))
+
     async def take(self, n: int) -> list[_Job]:
         """At least one ready job, and up to `n` if they are ready now (a batch)."""
-        jobs = [await self.ready.get()]
+        jobs = [(await self.ready.get())[2]]
         while len(jobs) < n and not self.ready.empty():
-            jobs.append(self.ready.get_nowait())
+            jobs.append(self.ready.get_nowait()[2])
         return jobs
 
     def finish(self, job: _Job, answer: Response | BackendError | None) -> None:
@@ -359,7 +366,7 @@ class Client:
 
         async def later() -> None:
             await _sleep(delay)
-            run.ready.put_nowait(job)
+            run.put(job)
 
         timer = asyncio.create_task(later())
         run.timers.add(timer)
