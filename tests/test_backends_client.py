@@ -152,9 +152,9 @@ def test_budget_stops_new_requests_but_serves_cache(tmp_path: Path) -> None:
     cache = RequestCache(tmp_path / "c.sqlite")
     fake = FakeBackend(lambda r: "six words of answer right here", batch_size=1)
     client = Client(fake, cache=cache, budget=budget, concurrency=1)
-    run(client, [first])  # 5 + 6 = 11 tokens spent: the next worst case no longer fits
+    run(client, [first])  # 5 + 6 = 11 tokens spent: the next worst case (prompt estimate + 30) no longer fits
     with pytest.raises(BudgetExceeded, match=rf"max_tokens = {budget.max_tokens}.*raise \[budget\] max_tokens"):
-        run(client, [req("a new question", max_tokens=6)])
+        run(client, [req("a new question", max_tokens=30)])
     assert len(fake.calls) == 1
     [cached] = run(client, [first])
     assert isinstance(cached, Response) and cached.cached

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import pytest
 
 from synthloop.backends import Budget, Client, FakeBackend, Request, RequestCache, Response, make_client, with_retry_after
-from synthloop.backends.limits import AdaptiveWindow, prompt_token_bound, worst_case_tokens
+from synthloop.backends.limits import AdaptiveWindow, PromptEstimator, prompt_token_bound, worst_case_tokens
 from synthloop.backends.openai_compat import OpenAICompatBackend
 from synthloop.errors import BackendError, BudgetExceeded, RateLimited, RecipeError
 from synthloop.recipe import BackendConfig
@@ -44,14 +45,25 @@ def test_cost_cap_is_never_crossed_at_64_in_flight(tmp_path: Path) -> None:
     with pytest.raises(BudgetExceeded, match="max_cost_usd"):
         run(client, requests)
     assert budget.peak_spent_usd <= budget.max_cost_usd  # type: ignore[operator]
-    assert fake.peak_in_flight <= 10  # the cap, not the concurrency, bounded what was in flight
+    assert fake.batches[:10] == [1] * 10 and fake.peak_in_flight <= 10  # the cap bounded what was in flight, not the 64 senders
     actual_usd = (3 * 1.0 + 40 * 2.0) / 1e6  # 3 prompt words, 40 answer words
+    calibrated_usd = client.worst_case(requests[-1])[1]  # after the first answer: the prompt estimate shrinks
+    assert actual_usd < calibrated_usd < worst_usd
     # It used all the room it had: the last request sent was the last whose worst case still fit.
-    assert len(fake.calls) == int((budget.max_cost_usd - worst_usd) // actual_usd) + 1  # type: ignore[operator]
+    assert len(fake.calls) == int((budget.max_cost_usd - calibrated_usd) // actual_usd) + 1  # type: ignore[operator]
     assert budget.reserved_tokens == 0 and budget.holds == 0  # nothing left held
     spent = client.cache.spent()  # type: ignore[union-attr]
     assert spent.answers == len(fake.calls) == len(client.cache)  # type: ignore[arg-type]
     assert spent.cost_usd == pytest.approx(budget.spent_cost_usd)
+
+
+def test_prompt_estimate_is_the_byte_bound_until_calibrated() -> None:
+    estimator = PromptEstimator(margin=1.5)
+    request = req("x" * 96)  # bound: 4 + 96 + 4 + 3 = 107
+    assert estimator.tokens("m", request) == 107
+    estimator.observe("m", request, prompt_tokens=30)
+    assert estimator.tokens("m", request) == math.ceil(107 * (30 / 107) * 1.5)  # 45
+    assert estimator.tokens("other-model", request) == 107  # each model calibrates on its own answers
 
 
 def test_token_cap_counts_the_worst_case_before_sending() -> None:

@@ -165,7 +165,9 @@ def test_parquet_reads_with_datasets(tmp_path: Path) -> None:
 
 
 def test_budget_cap_stops_cleanly_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    capped = write_recipe(tmp_path, RECIPE + "[budget]\nmax_tokens = 900\n")
+    # Hard cap: each request reserves its worst case first (the first one to a model at the byte
+    # bound, ~1150 tokens here), so the cap must leave room for one chunk but not the whole run.
+    capped = write_recipe(tmp_path, RECIPE + "[budget]\nmax_tokens = 2500\n")
     args = ["run", str(capped), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
     assert main(args) == 1
     out = capsys.readouterr().out

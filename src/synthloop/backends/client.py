@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from synthloop.backends.base import Backend, Request, Response, retry_after
 from synthloop.backends.cache import Entry, RequestCache
-from synthloop.backends.limits import AdaptiveWindow, Budget, Pacer, Reservation, prompt_token_bound
+from synthloop.backends.limits import AdaptiveWindow, Budget, Pacer, PromptEstimator, Reservation
 from synthloop.errors import BackendError, BackendTimeout, BadResponse, BudgetExceeded, RateLimited, RecipeError
 from synthloop.records import Usage
 
@@ -94,6 +94,7 @@ class _Run:
         self.stopped: BudgetExceeded | None = None
         self.error: BaseException | None = None
         self.timers: set[asyncio.Task[None]] = set()
+        self.parked: list[_Job] = []
         for i, request in enumerate(requests):
             self.put(_Job(request, i))
         if not requests:
@@ -114,6 +115,21 @@ class _Run:
         self.remaining -= 1
         if self.remaining == 0:
             self.done.set()
+
+    def park(self, job: _Job, budget: Budget) -> None:
+        """Hold back a job whose worst case does not fit yet; it is queued again as soon as some
+        reservation settles (senders never block on the budget, so nothing can deadlock)."""
+        self.parked.append(job)
+        if len(self.parked) == 1:
+            budget.changed().add_done_callback(lambda _: self._unpark())
+
+    def _unpark(self) -> None:
+        jobs, self.parked = self.parked, []
+        for job in jobs:
+            if self.stopped is not None:
+                self.finish(job, None)
+            else:
+                self.put(job)
 
     def fail(self, error: BaseException) -> None:
         self.error = error
@@ -192,6 +208,7 @@ class Client:
         self._tpm = Pacer(tokens_per_minute) if tokens_per_minute else None
         self._rng = random.Random()
         self._writer = _GroupWriter(cache) if cache is not None else None
+        self._own_prompts = PromptEstimator()
 
     def _check_prices_for(self, budget: Budget | None) -> None:
         if budget is not None and budget.max_cost_usd is not None and not self.prices_known:
@@ -201,6 +218,11 @@ class Client:
             )
 
     # -- accounting -------------------------------------------------------------------------
+    @property
+    def _prompts(self) -> PromptEstimator:
+        """The budget's estimator when there is a budget (shared with the judge), else our own."""
+        return self.budget.prompts if self.budget is not None else self._own_prompts
+
     @property
     def prices_known(self) -> bool:
         return self.price_prompt_per_1m is not None and self.price_completion_per_1m is not None
@@ -224,7 +246,7 @@ class Client:
 
     def worst_case(self, request: Request) -> tuple[int, float]:
         """(tokens, USD) this request can cost at most: what the budget reserves before sending it."""
-        prompt = prompt_token_bound(request)
+        prompt = self._prompts.tokens(self.backend.model, request)
         return prompt + request.max_tokens, self._cost_of(prompt, request.max_tokens) or 0.0
 
     async def _account(self, job: _Job, response: Response) -> None:
@@ -233,6 +255,7 @@ class Client:
         if self._writer is not None:
             await self._writer.put(Entry(job.request.cache_key(), response, cost))
         tokens = response.prompt_tokens + response.completion_tokens
+        self._prompts.observe(self.backend.model, job.request, response.prompt_tokens)
         self.usage.prompt_tokens += response.prompt_tokens
         self.usage.completion_tokens += response.completion_tokens
         self.usage.cost_usd += cost or 0.0
@@ -294,7 +317,7 @@ class Client:
     async def _sender(self, run: _Run) -> None:
         try:
             while True:
-                jobs = [job for job in await run.take(self._chunk) if await self._admit(run, job)]
+                jobs = [job for job in await run.take(self._chunk) if self._admit(run, job)]
                 if jobs:
                     await self._send(run, jobs)
         except asyncio.CancelledError:
@@ -302,24 +325,26 @@ class Client:
         except BaseException as e:  # noqa: BLE001 - ends the whole call with it, never hangs it
             run.fail(e)
 
-    async def _admit(self, run: _Run, job: _Job) -> bool:
-        """Reserve the job's worst case (once: retries keep it). While it does not fit, wait for
-        requests in flight to settle; with none left in flight, stop the call at the cap."""
+    def _admit(self, run: _Run, job: _Job) -> bool:
+        """Reserve the job's worst case (once: retries keep it). When it does not fit, park it
+        until requests in flight settle; with none left holding anything, stop at the cap."""
         if job.held is not None or self.budget is None:
             return True
+        if run.stopped is not None:
+            run.finish(job, None)
+            return False
         tokens, cost = self.worst_case(job.request)
-        while run.stopped is None:
-            try:
-                job.held = self.budget.reserve(tokens, cost)
-                return True
-            except BudgetExceeded as e:
-                if self.budget.holds == 0:
-                    run.stopped = e
-                    self.budget.wake()
-                    break
-                await self.budget.changed()
-        run.finish(job, None)
-        return False
+        try:
+            job.held = self.budget.reserve(tokens, cost)
+            return True
+        except BudgetExceeded as e:
+            if self.budget.holds > 0:
+                run.park(job, self.budget)
+                return False
+            run.stopped = e
+            self.budget.wake()  # parked jobs of this and other calls see the stop
+            run.finish(job, None)
+            return False
 
     async def _send(self, run: _Run, jobs: list[_Job]) -> None:
         """One `generate` call inside the adaptive window, then each answer handled on its own."""

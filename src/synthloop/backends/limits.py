@@ -1,9 +1,10 @@
 """What bounds the client's sending: the budget, the rate limits and the adaptive window.
 
-- `Budget`: a hard cap. Each request's worst case (`worst_case_tokens`: a bound on its prompt
-  tokens + its `max_tokens`, at the recipe's prices) is reserved before it is sent; the answer
+- `Budget`: a hard cap. Each request's worst case (its prompt tokens, estimated by
+  `PromptEstimator` from a byte bound calibrated on the server's usage reports, + its
+  `max_tokens`, at the recipe's prices) is reserved before it is sent; the answer
   settles the reservation at what it really cost. A request whose reservation would cross the cap
-  waits for in-flight requests to settle, and when none is left in flight the run stops.
+  is parked until a request in flight settles; when none is left in flight the call stops.
 - `Pacer`: even spacing for requests per minute or tokens per minute (no bursts).
 - `AdaptiveWindow`: AIMD on requests in flight, driven by 429s and timeouts.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -35,6 +37,28 @@ def worst_case_tokens(request: Request) -> int:
     return prompt_token_bound(request) + request.max_tokens
 
 
+class PromptEstimator:
+    """Prompt tokens to reserve, per model: the byte bound until that model's first answer, then
+    `margin` x the most tokens-per-bound-unit any answer reported (capped at the bound).
+
+    The byte bound alone is 3-4x real English token counts: a cap would stop with most of the
+    budget unused. The server's own usage calibrates it; the margin covers prompts denser than
+    those seen so far (only one over `margin` x the densest seen can be under-reserved)."""
+
+    def __init__(self, margin: float = 1.5) -> None:
+        self.margin = margin
+        self.density: dict[str, float] = {}
+
+    def tokens(self, model: str, request: Request) -> int:
+        bound = prompt_token_bound(request)
+        seen = self.density.get(model)
+        return bound if seen is None else min(bound, math.ceil(bound * seen * self.margin))
+
+    def observe(self, model: str, request: Request, prompt_tokens: int) -> None:
+        density = prompt_tokens / max(1, prompt_token_bound(request))
+        self.density[model] = max(density, self.density.get(model, 0.0))
+
+
 @dataclass(frozen=True)
 class Reservation:
     """What one request holds of a budget until its answer settles it."""
@@ -57,6 +81,8 @@ class Budget:
     reserved_cost_usd: float = 0.0
     reserved_tokens: int = 0
     holds: int = 0  # reservations outstanding
+    #: Shared by every client on this budget (teacher and judge), so each model calibrates once.
+    prompts: PromptEstimator = field(default_factory=PromptEstimator, repr=False, compare=False)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False, compare=False)
 
     def spend(self, tokens: int, cost_usd: float) -> None:
@@ -88,11 +114,12 @@ class Budget:
         self.holds -= 1
         self.wake()
 
-    async def changed(self) -> None:
-        """Wait until some reservation is settled or released (room may have appeared)."""
+    def changed(self) -> asyncio.Future[None]:
+        """A future that resolves when some reservation is settled or released (room may have
+        appeared). Registered at once, so a settle right after this call is never missed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
-        await future
+        return future
 
     def wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -197,4 +224,4 @@ class AdaptiveWindow:
                 return
 
 
-__all__ = ["AdaptiveWindow", "Budget", "Pacer", "Reservation", "prompt_token_bound", "worst_case_tokens"]
+__all__ = ["AdaptiveWindow", "Budget", "Pacer", "PromptEstimator", "Reservation", "prompt_token_bound", "worst_case_tokens"]
