@@ -151,3 +151,20 @@ def test_tokens_per_minute_spaces_sends(backoff_sleeps: list[float]) -> None:
     client = Client(FakeBackend(batch_size=1), concurrency=1, tokens_per_minute=per_request * 60, adaptive=False)
     run(client, requests)
     assert len(backoff_sleeps) == 2 and all(0 < d <= 1.0 for d in backoff_sleeps)  # ~1 s each, less the refunds
+
+
+def test_a_tight_budget_never_deadlocks_a_batch_backend_with_retries() -> None:
+    """One sender holding a batch, a retry holding its reservation: parked jobs must still go out."""
+    script: list[str | BackendError] = [RateLimited("429")]
+    fake = FakeBackend(lambda r: "a b c", script=script, batch_size=8)
+    requests = [req(f"q{i}", max_tokens=8) for i in range(20)]
+    budget = Budget(max_tokens=int(1.5 * worst_case_tokens(requests[0])) + 20)  # room for ~8 real answers of 20
+    client = Client(fake, concurrency=8, budget=budget, backoff_base=0.001)
+
+    async def bounded() -> list[Response | BackendError]:
+        return await asyncio.wait_for(client.complete(requests), timeout=20)
+
+    with pytest.raises(BudgetExceeded):
+        asyncio.run(bounded())
+    assert budget.spent_tokens <= budget.max_tokens and budget.holds == 0  # type: ignore[operator]
+    assert len(fake.calls) > 2  # the first (uncalibrated) answer made room for more
