@@ -95,8 +95,9 @@ class _Run:
         self.error: BaseException | None = None
         self.timers: set[asyncio.Task[None]] = set()
         self.parked: list[_Job] = []
-        for i, request in enumerate(requests):
-            self.put(_Job(request, i))
+        self.jobs = [_Job(request, i) for i, request in enumerate(requests)]
+        for job in self.jobs:
+            self.put(job)
         if not requests:
             self.done.set()
 
@@ -308,11 +309,19 @@ class Client:
             for task in [*senders, *run.timers]:
                 task.cancel()
             await asyncio.gather(*senders, *run.timers, return_exceptions=True)
+            self._release_all(run)
         if run.error is not None:
             raise run.error
         if run.stopped is not None:
             raise run.stopped
         return cast(list[Response | BackendError], run.results)
+
+    def _release_all(self, run: _Run) -> None:
+        """A call that ends early (an error, a cancel) gives back what its unanswered jobs held."""
+        for job in run.jobs:
+            if job.held is not None and self.budget is not None:
+                self.budget.release(job.held)
+                job.held = None
 
     async def _sender(self, run: _Run) -> None:
         try:
