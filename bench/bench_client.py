@@ -75,7 +75,7 @@ def stub(latency_ms: float, fault_rate: float = 0.0, hang_s: float = 30.0, retry
 
 
 def stats(base_url: str) -> dict[str, int]:
-    with urllib.request.urlopen(f"{base_url}/stats") as reply:  # noqa: S310 - 127.0.0.1 only
+    with urllib.request.urlopen(f"{base_url}/stats") as reply:  # 127.0.0.1 only
         return dict(json.loads(reply.read()))
 
 
@@ -132,10 +132,11 @@ def run_rows(n: int, latencies: list[float], widths: list[int], tmp: Path) -> li
         with stub(latency) as url:
             timed(lambda: raw_aiohttp(url, requests_for(50, "warm"), 8))
             for width in widths:
+                w, timeout, cache = width, 10 * latency / 1000 + 1, tmp / f"c{latency}-{width}.sqlite"
                 for name, fn in (
-                    ("raw aiohttp", lambda: raw_aiohttp(url, requests_for(n, f"raw{width}"), width)),
-                    ("plain httpx", lambda: plain_httpx(url, requests_for(n // 4, f"httpx{width}"), width)),  # slow: a quarter
-                    ("synthloop", lambda: synthloop(url, requests_for(n, f"ours{width}"), width, tmp / f"c{latency}-{width}.sqlite", 10 * latency / 1000 + 1)),
+                    ("raw aiohttp", lambda w=w: raw_aiohttp(url, requests_for(n, f"raw{w}"), w)),
+                    ("plain httpx", lambda w=w: plain_httpx(url, requests_for(n // 4, f"httpx{w}"), w)),  # slow: a quarter
+                    ("synthloop", lambda w=w, t=timeout, c=cache: synthloop(url, requests_for(n, f"ours{w}"), w, c, t)),
                 ):
                     ok, wall, cpu = timed(fn)
                     rows.append(Row(name, latency, width, ok, wall, cpu))
@@ -152,7 +153,7 @@ def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: 
                 cache = tmp / f"f{width}-{rate}.sqlite"
                 # The timeout covers the queueing at the server's 64 slots (256 in flight: 4 deep).
                 timeout = max(timeout_s, 2 * width / SLOTS * latency / 1000)
-                ok, wall, cpu = timed(lambda: synthloop(url, requests_for(n, "f"), width, cache, timeout))
+                ok, wall, cpu = timed(lambda w=width, c=cache, t=timeout: synthloop(url, requests_for(n, "f"), w, c, t))
                 s = stats(url)
             measured.append(Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, s["requests"], s["duplicates_after_success"], s["worked"]))
         pairs.append((measured[0], measured[1]))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from synthloop.backends.base import Backend, Request, Response, retry_after, with_retry_after
 from synthloop.backends.cache import RequestCache, Spent
-from synthloop.backends.client import Budget, Client, ParseFailure, Parsed
-from synthloop.backends.limits import worst_case_tokens
+from synthloop.backends.client import Budget, Client, Parsed, ParseFailure
 from synthloop.backends.fake import FakeBackend, register_responder, unregister_responder
+from synthloop.backends.limits import worst_case_tokens
 from synthloop.recipe import BackendConfig
 
 

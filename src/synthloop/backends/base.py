@@ -76,7 +76,7 @@ class Backend(Protocol):
 def with_retry_after(error: BackendError, seconds: float | None) -> BackendError:
     """Attach the server's Retry-After (seconds) to an error; the client waits at least that long
     before re-sending. Returns the same error so a backend can `return with_retry_after(...)`."""
-    setattr(error, "retry_after", seconds)
+    error.retry_after = seconds
     return error
 
 
