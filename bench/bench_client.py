@@ -1,105 +1,214 @@
-"""Client + OpenAICompatBackend throughput and client CPU per request, against the stub server.
+"""Does the client saturate the server? Throughput, client CPU per request and fault handling.
 
-The stub (synthloop.testing.openai_stub) runs in a separate process and answers instantly, so the
-CPU time measured here (time.process_time of this process) is the client's own cost. The baseline,
-measured in the same run, is a naive client that opens a new httpx.Client (a new connection) for
-every request; a bare reused `httpx.AsyncClient` with no policy shows what the policy layer costs.
-Run:  python bench/bench_client.py [--requests 1000]
+The stub server (synthloop.testing.openai_stub) runs in its own process with `--slots 64`: it
+works on 64 requests at once, each holding its slot for the latency, so its limit is
+64 / latency (320 req/s at 200 ms, 1280 req/s at 50 ms). The CPU time measured here
+(time.process_time of this process) is the client's own. In the same run, as the baseline: raw
+aiohttp (one session, a semaphore, nothing else) and plain httpx (what synthloop used before).
+
+Rows: synthloop (make_client's Client + OpenAICompatBackend, SQLite cache on) at 64 and 256 in
+flight, at 200 and 50 ms; then the same with 20% mixed faults (429 + Retry-After, 500, hangs past
+the client timeout, malformed and truncated bodies): every prompt answered, duplicates after
+success (read from the stub), retries, and wall against its own fault-free wall. Last, what
+grouping cache writes into one transaction per event-loop tick saves.
+
+Run:  python bench/bench_client.py [--requests 2000] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 
-from synthloop.backends import Client, Request, RequestCache
+from synthloop.backends import Client, Request, RequestCache, Response
+from synthloop.backends.cache import Entry
 from synthloop.backends.openai_compat import OpenAICompatBackend
 
+SLOTS = 64
 
-def start_stub() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "synthloop.testing.openai_stub", "--port", "0"], stdout=subprocess.PIPE, text=True)
+
+@dataclass
+class Row:
+    name: str
+    latency_ms: float
+    in_flight: int
+    ok: int
+    wall_s: float
+    cpu_ms_per_req: float
+    sent: int = 0
+    duplicates: int = 0
+    worked: int = 0  # requests that held a server slot (the server's real work)
+
+    def limit(self) -> float:
+        return SLOTS / (self.latency_ms / 1000)
+
+    def rps(self) -> float:
+        return self.ok / self.wall_s
+
+
+@contextlib.contextmanager
+def stub(latency_ms: float, fault_rate: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "synthloop.testing.openai_stub", "--port", "0", "--slots", str(SLOTS), "--latency-ms", str(latency_ms)]
+    if fault_rate:
+        cmd += ["--fault-rate", str(fault_rate), "--hang-s", str(hang_s), "--retry-after", str(retry_after)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # "serving http://127.0.0.1:PORT/v1 (Ctrl-C to stop)"
-    return proc, line.split()[1]
+    try:
+        yield proc.stdout.readline().split()[1]  # "serving http://127.0.0.1:PORT/v1 (Ctrl-C to stop)"
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
-def requests_for(n: int) -> list[Request]:
-    return [Request.chat([{"role": "user", "content": f"question {i}"}], model="stub", seed=i) for i in range(n)]
+def stats(base_url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{base_url}/stats") as reply:  # 127.0.0.1 only
+        return dict(json.loads(reply.read()))
 
 
-def measure(fn: Callable[[], None], n: int) -> tuple[float, float]:
-    """(requests per second, client CPU ms per request)."""
+def requests_for(n: int, tag: str) -> list[Request]:
+    return [Request.chat([{"role": "user", "content": f"{tag} question {i}"}], model="stub", seed=i, max_tokens=64) for i in range(n)]
+
+
+def timed(fn: Callable[[], Awaitable[int]]) -> tuple[int, float, float]:
+    """(answers, wall s, client CPU ms per answer) of one fresh event loop running `fn`."""
     wall, cpu = time.perf_counter(), time.process_time()
-    fn()
+    ok = asyncio.run(fn())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return n / wall, 1000 * cpu / n
+    return ok, wall, 1000 * cpu / max(ok, 1)
 
 
-def naive(base_url: str, reqs: list[Request]) -> None:
-    for r in reqs:
-        with httpx.Client(timeout=30) as http:
-            http.post(f"{base_url}/chat/completions", json={"model": "stub", "messages": r.message_dicts()}).raise_for_status()
+async def raw_aiohttp(url: str, reqs: list[Request], in_flight: int) -> int:
+    """The baseline: one session, a semaphore, json in and out, nothing else."""
+    sem = asyncio.Semaphore(in_flight)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as http:
+
+        async def one(r: Request) -> int:
+            async with sem, http.post(f"{url}/chat/completions", json={"model": "stub", "messages": r.message_dicts()}) as reply:
+                return int(bool((await reply.json())["choices"]))
+
+        return sum(await asyncio.gather(*(one(r) for r in reqs)))
 
 
-def bare(base_url: str, reqs: list[Request]) -> None:
-    """Lower bound: one reused httpx.AsyncClient, sequential, no cache key, no policy at all."""
+async def plain_httpx(url: str, reqs: list[Request], in_flight: int) -> int:
+    """What the backend used before: one httpx.AsyncClient with a pool of `in_flight`."""
+    sem = asyncio.Semaphore(in_flight)
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
 
-    async def go() -> None:
-        async with httpx.AsyncClient(timeout=30) as http:
-            for r in reqs:
-                reply = await http.post(f"{base_url}/chat/completions", json={"model": "stub", "messages": r.message_dicts()})
-                reply.json()["choices"][0]
+        async def one(r: Request) -> int:
+            async with sem:
+                reply = await http.post(f"{url}/chat/completions", json={"model": "stub", "messages": r.message_dicts()})
+                return int(bool(reply.json()["choices"]))
 
-    asyncio.run(go())
+        return sum(await asyncio.gather(*(one(r) for r in reqs)))
 
 
-def ours(base_url: str, reqs: list[Request], concurrency: int, cache: Path | None) -> None:
-    client = Client(
-        OpenAICompatBackend(base_url, "stub", max_connections=concurrency),
-        concurrency=concurrency,
-        cache=RequestCache(cache) if cache else None,
-    )
-    answers = client.complete_sync(reqs)
-    assert client.usage.requests == len(reqs) and all(not isinstance(a, Exception) for a in answers)
-    if client.cache is not None:
-        client.cache.close()
+async def synthloop(url: str, reqs: list[Request], in_flight: int, cache: Path, timeout_s: float) -> int:
+    """The real path: Client (cache, window, retries, accounting) + OpenAICompatBackend."""
+    backend = OpenAICompatBackend(url, "stub", timeout_s=timeout_s, max_connections=in_flight)
+    client = Client(backend, concurrency=in_flight, cache=RequestCache(cache), max_retries=8, backoff_base=0.05, backoff_max=1.0)
+    async with client:
+        answers = await client.complete(reqs)
+    return sum(isinstance(a, Response) for a in answers)
+
+
+def run_rows(n: int, latencies: list[float], widths: list[int], tmp: Path) -> list[Row]:
+    rows: list[Row] = []
+    for latency in latencies:
+        with stub(latency) as url:
+            timed(lambda: raw_aiohttp(url, requests_for(50, "warm"), 8))
+            for width in widths:
+                w, timeout, cache = width, 10 * latency / 1000 + 1, tmp / f"c{latency}-{width}.sqlite"
+                for name, fn in (
+                    ("raw aiohttp", lambda w=w: raw_aiohttp(url, requests_for(n, f"raw{w}"), w)),
+                    ("plain httpx", lambda w=w: plain_httpx(url, requests_for(n // 4, f"httpx{w}"), w)),  # slow: a quarter
+                    ("synthloop", lambda w=w, t=timeout, c=cache: synthloop(url, requests_for(n, f"ours{w}"), w, c, t)),
+                ):
+                    ok, wall, cpu = timed(fn)
+                    rows.append(Row(name, latency, width, ok, wall, cpu))
+    return rows
+
+
+def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: float) -> list[tuple[Row, Row]]:
+    """(fault-free, 20% mixed faults) pairs for synthloop, each on a fresh stub."""
+    pairs: list[tuple[Row, Row]] = []
+    for width in widths:
+        measured: list[Row] = []
+        for rate in (0.0, 0.2):
+            with stub(latency, fault_rate=rate, hang_s=30.0, retry_after=1.0) as url:
+                cache = tmp / f"f{width}-{rate}.sqlite"
+                # The timeout covers the queueing at the server's 64 slots (256 in flight: 4 deep).
+                timeout = max(timeout_s, 2 * width / SLOTS * latency / 1000)
+                ok, wall, cpu = timed(lambda w=width, c=cache, t=timeout: synthloop(url, requests_for(n, "f"), w, c, t))
+                s = stats(url)
+            measured.append(Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, s["requests"], s["duplicates_after_success"], s["worked"]))
+        pairs.append((measured[0], measured[1]))
+    return pairs
+
+
+def cache_write_cost(tmp: Path, n: int = 4000, group: int = 16) -> tuple[float, float]:
+    """(µs per answer committed alone, µs per answer committed in groups of `group`)."""
+    answer = Response(text="x" * 400, prompt_tokens=30, completion_tokens=100)
+    out: list[float] = []
+    for size in (1, group):
+        with RequestCache(tmp / f"w{size}.sqlite") as cache:
+            t = time.perf_counter()
+            for i in range(0, n, size):
+                cache.put_many([Entry(f"k{j}", answer, 0.001) for j in range(i, i + size)])
+            out.append(1e6 * (time.perf_counter() - t) / n)
+    return out[0], out[1]
+
+
+def report(rows: list[Row], pairs: list[tuple[Row, Row]], writes: tuple[float, float]) -> None:
+    print(f"stub: {SLOTS} slots in its own process; limit = {SLOTS} / latency; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'client':12} {'latency':>8} {'in flight':>9} {'ok':>5} {'req/s':>7} {'of limit':>8} {'vs raw':>6} {'CPU ms/req':>10}")
+    raw = {(r.latency_ms, r.in_flight): r for r in rows if r.name == "raw aiohttp"}
+    for r in rows:
+        base = raw[(r.latency_ms, r.in_flight)]
+        print(f"{r.name:12} {r.latency_ms:6.0f}ms {r.in_flight:9} {r.ok:5} {r.rps():7.0f} {r.rps() / r.limit():8.2f} {r.rps() / base.rps():6.2f} {r.cpu_ms_per_req:10.3f}")
+    for clean, faulty in pairs:
+        work = faulty.worked / clean.worked  # the retries' share of extra server work
+        print(
+            f"faults at {clean.latency_ms:.0f} ms, {clean.in_flight} in flight: {faulty.ok}/{clean.ok} answered, "
+            f"{faulty.sent - faulty.ok} retries, {faulty.duplicates} duplicates after success, "
+            f"wall {faulty.wall_s:.2f} s vs {clean.wall_s:.2f} s fault-free = {faulty.wall_s / clean.wall_s:.2f}x "
+            f"(the server had {work:.2f}x the work to do)"
+        )
+    print(f"cache writes: {writes[0]:.1f} µs per answer committed alone, {writes[1]:.1f} µs in groups of 16 ({writes[0] / writes[1]:.1f}x)")
+    summary = {
+        "rows": [{**r.__dict__, "req_per_s": round(r.rps(), 1), "of_limit": round(r.rps() / r.limit(), 3)} for r in rows],
+        "faults": [{"in_flight": c.in_flight, "answered": f.ok, "sent": f.sent, "duplicates": f.duplicates, "wall_ratio": round(f.wall_s / c.wall_s, 2), "work_ratio": round(f.worked / c.worked, 2)} for c, f in pairs],
+        "cache_write_us": [round(w, 1) for w in writes],
+    }
+    print(json.dumps(summary))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=1000)
-    n = parser.parse_args().requests
-    proc, url = start_stub()
-    try:
-        reqs = requests_for(n)
-        naive(url, reqs[:20])  # warm up both paths
-        ours(url, reqs[:20], 8, None)
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = {
-                "naive: new httpx.Client per request": measure(lambda: naive(url, reqs), n),
-                "bare reused httpx.AsyncClient": measure(lambda: bare(url, reqs), n),
-                "Client+OpenAICompat, concurrency 1": measure(lambda: ours(url, reqs, 1, None), n),
-                "Client+OpenAICompat, concurrency 8": measure(lambda: ours(url, reqs, 8, None), n),
-                "... concurrency 8 + SQLite cache": measure(lambda: ours(url, reqs, 8, Path(tmp) / "c.sqlite"), n),
-            }
-    finally:
-        proc.terminate()
-        proc.wait()
-    base_rps, base_cpu = rows["naive: new httpx.Client per request"]
-    print(f"{n} requests each, stub server in its own process answering instantly")
-    print(f"{'':38} {'req/s':>8} {'CPU ms/req':>11} {'req/s x':>8} {'CPU x':>7}")
-    for name, (rps, cpu) in rows.items():
-        print(f"{name:38} {rps:8.0f} {cpu:11.3f} {rps / base_rps:8.2f} {cpu / base_cpu:7.2f}")
-    print(json.dumps({k: {"req_per_s": round(v[0], 1), "cpu_ms_per_req": round(v[1], 3)} for k, v in rows.items()}))
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="200 ms only, 64 in flight (a smoke run)")
+    parser.add_argument("--fault-timeout", type=float, default=1.0, help="client timeout in the fault runs (hangs last 30 s); at least 2x the queueing")
+    args = parser.parse_args()
+    latencies, widths = ([200.0], [64]) if args.quick else ([200.0, 50.0], [64, 256])
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run_rows(args.requests, latencies, widths, Path(tmp))
+        pairs = fault_rows(args.requests, 200.0, widths, Path(tmp), args.fault_timeout)
+        writes = cache_write_cost(Path(tmp))
+    report(rows, pairs, writes)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from synthloop.backends import (
     make_client,
     with_retry_after,
 )
+from synthloop.backends.limits import worst_case_tokens
 from synthloop.errors import BackendError, BackendUnavailable, BadResponse, BudgetExceeded, RateLimited
 from synthloop.recipe import BackendConfig
 
@@ -144,15 +145,16 @@ def test_accounting_and_cost() -> None:
 
 
 def test_budget_stops_new_requests_but_serves_cache(tmp_path: Path) -> None:
-    budget = Budget(max_tokens=10)
+    first = req("one two three four five", max_tokens=6)
+    budget = Budget(max_tokens=worst_case_tokens(first))  # room for exactly the first request's worst case
     cache = RequestCache(tmp_path / "c.sqlite")
     fake = FakeBackend(lambda r: "six words of answer right here", batch_size=1)
     client = Client(fake, cache=cache, budget=budget, concurrency=1)
-    run(client, [req("one two three four five")])  # 5 + 6 = 11 tokens: the cap is reached
-    with pytest.raises(BudgetExceeded, match=r"max_tokens = 10.*raise \[budget\] max_tokens"):
-        run(client, [req("a new question")])
+    run(client, [first])  # 5 + 6 = 11 tokens spent: the next worst case (prompt estimate + 30) no longer fits
+    with pytest.raises(BudgetExceeded, match=rf"max_tokens = {budget.max_tokens}.*raise \[budget\] max_tokens"):
+        run(client, [req("a new question", max_tokens=30)])
     assert len(fake.calls) == 1
-    [cached] = run(client, [req("one two three four five")])
+    [cached] = run(client, [first])
     assert isinstance(cached, Response) and cached.cached
 
 

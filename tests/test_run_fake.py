@@ -152,10 +152,18 @@ def test_parquet_reads_with_datasets(tmp_path: Path) -> None:
 
 
 def test_budget_cap_stops_cleanly_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    capped = write_recipe(tmp_path, RECIPE + "[budget]\nmax_tokens = 900\n")
+    from synthloop.backends.cache import RequestCache
+
+    # The judge's calibration is measured (and cached) first; what it spent is in the cache's spend
+    # ledger and counts against the cap, so the cap leaves room beyond it for one chunk but not the run.
+    # Hard cap: each request reserves its worst case first (the first one to a model at the byte
+    # bound, ~1150 tokens here).
+    assert main(["judge", "calibrate", str(write_recipe(tmp_path)), "--runs-dir", str(tmp_path / "runs"), "--no-order-check"]) == 0
+    ledger = RequestCache(tmp_path / "runs" / "demo" / "cache.sqlite")
+    calibration_tokens = ledger.spent().tokens
+    ledger.close()
+    capped = write_recipe(tmp_path, RECIPE + f"[budget]\nmax_tokens = {calibration_tokens + 2500}\n")
     args = ["run", str(capped), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]
-    # The judge's calibration is measured (and cached) first, so the cap falls on generation.
-    assert main(["judge", "calibrate", str(capped), "--runs-dir", str(tmp_path / "runs"), "--no-order-check"]) == 0
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "stopped before the end: budget reached" in out

@@ -65,15 +65,28 @@ class BackendConfig(Section):
     #: How often unusable (unparseable) output is asked again before the record is rejected.
     max_parse_retries: int = Field(2, ge=0)
     timeout_s: float = Field(120.0, gt=0)
+    #: Client-side limits (evenly spaced, no bursts); tokens are each request's worst case
+    #: (prompt bound + max_tokens) until its answer says how many it really used.
     requests_per_minute: float | None = Field(None, gt=0)
-    price_prompt_per_1m: float = Field(0.0, ge=0)
-    price_completion_per_1m: float = Field(0.0, ge=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    #: USD per million tokens. Unset: unknown for openai_compat (never $0: a budget.max_cost_usd
+    #: then refuses to start), free for the local and fake backends (they run on this machine).
+    price_prompt_per_1m: float | None = Field(None, ge=0)
+    price_completion_per_1m: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _needs_url(self) -> "BackendConfig":
         if self.backend == "openai_compat" and not self.base_url:
             raise ValueError("backend 'openai_compat' needs base_url (e.g. 'http://127.0.0.1:8000/v1')")
+        if (self.price_prompt_per_1m is None) != (self.price_completion_per_1m is None):
+            raise ValueError("set both price_prompt_per_1m and price_completion_per_1m (USD per million tokens), or neither")
         return self
+
+    def prices(self) -> tuple[float, float] | None:
+        """(prompt, completion) USD per million tokens; None when the model's price is unknown."""
+        if self.price_prompt_per_1m is not None and self.price_completion_per_1m is not None:
+            return self.price_prompt_per_1m, self.price_completion_per_1m
+        return (0.0, 0.0) if self.backend in ("local", "fake") else None
 
 
 class JudgeConfig(Section):

@@ -127,7 +127,7 @@ class Run:
         self.manifest = self.rd.start(recipe)
         self.rd.save_recipe(recipe)
         self.cache = RequestCache(self.rd.cache_path)
-        self.budget = _budget(recipe, self.manifest)
+        self.budget = _budget(recipe, self.cache)
         self.teacher, self.judge = _clients(recipe, backend, self.cache, self.budget)
         self.engine = engine or make_engine()
         self.golden = _golden(recipe)
@@ -383,9 +383,12 @@ def _seeds_key(seeds: list[SeedItem]) -> str:
     return "|".join(f"{s.id}:{s.cell}" for s in seeds)
 
 
-def _budget(recipe: Recipe, manifest: Manifest) -> Budget:
+def _budget(recipe: Recipe, cache: RequestCache) -> Budget:
+    """The cap, less what every earlier session spent: the cache's spend ledger is written with
+    each answer, so a session ended by `kill -9` is counted too (the manifest's copy is not)."""
+    spent = cache.spent()
     return Budget(recipe.budget.max_cost_usd, recipe.budget.max_tokens,
-                  spent_cost_usd=manifest.spent.cost_usd, spent_tokens=manifest.spent.tokens)
+                  spent_cost_usd=spent.cost_usd or 0.0, spent_tokens=spent.tokens)
 
 
 def _clients(recipe: Recipe, backend: Backend | None, cache: RequestCache, budget: Budget) -> tuple[Client, Client]:

@@ -1,8 +1,9 @@
 """Model backends and the client that holds all policy for talking to them.
 
 `make_client(cfg, cache_path=..., budget=...)` is what an engine calls; a `Backend` has one method
-(`generate`), and `Client` does caching, batching, concurrency, retries, re-asks, accounting and
-budgets once for all of them.
+(`generate`), and `Client` does caching, batching, adaptive concurrency, rate limits, retries,
+re-asks, accounting and hard budgets once for all of them. The spend of every new answer is
+committed with it in the request cache: `RequestCache.spent()` is the total across sessions.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from synthloop.backends.base import Backend, Request, Response, retry_after, with_retry_after
-from synthloop.backends.cache import RequestCache
+from synthloop.backends.cache import RequestCache, Spent
 from synthloop.backends.client import Budget, Client, Parsed, ParseFailure
 from synthloop.backends.fake import FakeBackend, canned_responders
+from synthloop.backends.limits import worst_case_tokens
 from synthloop.recipe import BackendConfig
 
 
@@ -51,6 +53,7 @@ def make_client(
     cache file."""
     if cache is None and cache_path is not None:
         cache = RequestCache(cache_path)
+    prices = cfg.prices()
     return Client(
         backend if backend is not None else make_backend(cfg),
         cache=cache,
@@ -58,8 +61,9 @@ def make_client(
         max_retries=cfg.max_retries,
         max_parse_retries=cfg.max_parse_retries,
         requests_per_minute=cfg.requests_per_minute,
-        price_prompt_per_1m=cfg.price_prompt_per_1m,
-        price_completion_per_1m=cfg.price_completion_per_1m,
+        tokens_per_minute=cfg.tokens_per_minute,
+        price_prompt_per_1m=prices[0] if prices else None,
+        price_completion_per_1m=prices[1] if prices else None,
         budget=budget,
     )
 
@@ -74,9 +78,11 @@ __all__ = [
     "Request",
     "RequestCache",
     "Response",
+    "Spent",
     "make_backend",
     "make_client",
     "retry_after",
     "canned_responders",
     "with_retry_after",
+    "worst_case_tokens",
 ]

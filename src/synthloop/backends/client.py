@@ -1,9 +1,14 @@
 """The client: the one place with policy for talking to a model.
 
-A `Backend` only answers batches. Everything else lives here, once: cache lookups (a cached answer
-is never asked again), de-duplication of identical requests, batching, a bound on requests in
-flight, client-side rate limiting, retries with exponential backoff and full jitter (honouring a
-server's Retry-After), re-asks of unparseable output, token and cost accounting, and the budget.
+A `Backend` only answers batches. Everything else lives here, once: cache lookups (one query per
+call, a cached answer is never asked again), de-duplication of identical requests, batching, an
+adaptive (AIMD) bound on requests in flight, requests- and tokens-per-minute limits, retries with
+exponential backoff and full jitter (each request waits out its own Retry-After; the others go on),
+re-asks of unparseable output, token and cost accounting, and a hard budget (each request's worst
+case is reserved before it is sent: see `limits.py`).
+
+Durability: a new answer and its spend are committed to the cache in one transaction *before*
+they are counted; answers that arrive in the same event-loop tick share one transaction.
 
 Accounting choice: `usage.prompt_tokens`, `completion_tokens` and `cost_usd` count only *new*
 answers (what this process paid for); a cached answer adds 1 to `usage.cached_requests` and nothing
@@ -14,17 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import random
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar, cast
 
 from synthloop.backends.base import Backend, Request, Response, retry_after
-from synthloop.backends.cache import RequestCache
-from synthloop.errors import BackendError, BadResponse, BudgetExceeded
+from synthloop.backends.cache import Entry, RequestCache
+from synthloop.backends.limits import AdaptiveWindow, Budget, Pacer, PromptEstimator, Reservation
+from synthloop.errors import BackendError, BackendTimeout, BadResponse, BudgetExceeded, RateLimited, RecipeError
 from synthloop.records import Usage
 
 T = TypeVar("T")
@@ -63,50 +69,102 @@ class Parsed(Generic[T]):
         return self.responses[-1] if self.responses else None
 
 
-@dataclass
-class Budget:
-    """A cap on new spending, shareable between clients (teacher and judge draw on one budget).
+@dataclass(eq=False)
+class _Job:
+    """One unique request on its way: where its answer goes, its attempts, its budget hold."""
 
-    `spent_*` start at zero; a resumed run can pass what earlier sessions spent."""
-
-    max_cost_usd: float | None = None
-    max_tokens: int | None = None
-    spent_cost_usd: float = 0.0
-    spent_tokens: int = 0
-
-    def spend(self, tokens: int, cost_usd: float) -> None:
-        self.spent_tokens += tokens
-        self.spent_cost_usd += cost_usd
-
-    def check(self) -> None:
-        """Raise `BudgetExceeded` if a cap is already reached (called before each new send)."""
-        if self.max_cost_usd is not None and self.spent_cost_usd >= self.max_cost_usd:
-            raise BudgetExceeded(
-                f"budget reached: spent ${self.spent_cost_usd:.4f} of budget.max_cost_usd = ${self.max_cost_usd:g}; "
-                "everything answered so far is kept: raise [budget] max_cost_usd in the recipe (or remove it) "
-                "and run the same command again to continue"
-            )
-        if self.max_tokens is not None and self.spent_tokens >= self.max_tokens:
-            raise BudgetExceeded(
-                f"budget reached: used {self.spent_tokens} tokens of budget.max_tokens = {self.max_tokens}; "
-                "everything answered so far is kept: raise [budget] max_tokens in the recipe (or remove it) "
-                "and run the same command again to continue"
-            )
+    request: Request
+    index: int
+    attempt: int = 0
+    held: Reservation | None = None
+    booked_tokens: int = 0  # taken from the tokens-per-minute pacer, refunded down to the real count
 
 
-class _RateLimiter:
-    """Spaces sends evenly: at most `per_minute` requests per minute, no bursts."""
+class _Run:
+    """The shared state of one `complete` call: the ready queue, results and the stop reasons."""
 
-    def __init__(self, per_minute: float) -> None:
-        self.interval = 60.0 / per_minute
-        self.next_at = 0.0
+    def __init__(self, requests: list[Request]) -> None:
+        # (0 = a retry, 1 = a first attempt; then arrival order): a retry goes out before requests
+        # never sent yet, so one that failed early is not left to fail again at the very end.
+        self.ready: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self.results: list[Response | BackendError | None] = [None] * len(requests)
+        self.remaining = len(requests)
+        self.done = asyncio.Event()
+        self.stopped: BudgetExceeded | None = None
+        self.error: BaseException | None = None
+        self.timers: set[asyncio.Task[None]] = set()
+        self.parked: list[_Job] = []
+        self.jobs = [_Job(request, i) for i, request in enumerate(requests)]
+        for job in self.jobs:
+            self.put(job)
+        if not requests:
+            self.done.set()
 
-    async def wait(self, n: int) -> None:
-        now = time.monotonic()
-        start = max(now, self.next_at)
-        self.next_at = start + n * self.interval
-        if start > now:
-            await _sleep(start - now)
+    def put(self, job: _Job) -> None:
+        self.ready.put_nowait((0 if job.attempt else 1, next(self._seq), job))
+
+    async def take(self, n: int) -> list[_Job]:
+        """At least one ready job, and up to `n` if they are ready now (a batch)."""
+        jobs = [(await self.ready.get())[2]]
+        while len(jobs) < n and not self.ready.empty():
+            jobs.append(self.ready.get_nowait()[2])
+        return jobs
+
+    def finish(self, job: _Job, answer: Response | BackendError | None) -> None:
+        self.results[job.index] = answer
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.done.set()
+
+    def park(self, job: _Job, budget: Budget) -> None:
+        """Hold back a job whose worst case does not fit yet; it is queued again as soon as some
+        reservation settles (senders never block on the budget, so nothing can deadlock)."""
+        self.parked.append(job)
+        if len(self.parked) == 1:
+            budget.changed().add_done_callback(lambda _: self._unpark())
+
+    def _unpark(self) -> None:
+        jobs, self.parked = self.parked, []
+        for job in jobs:
+            if self.stopped is not None:
+                self.finish(job, None)
+            else:
+                self.put(job)
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+
+class _GroupWriter:
+    """Commits the answers that arrive in one event-loop tick in one cache transaction; each
+    caller's future resolves only once its answer is durable (it is counted after that)."""
+
+    def __init__(self, cache: RequestCache) -> None:
+        self.cache = cache
+        self.pending: list[tuple[Entry, asyncio.Future[None]]] = []
+        self.commits = 0
+
+    def put(self, entry: Entry) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if not self.pending:
+            loop.call_soon(self._flush)
+        self.pending.append((entry, future))
+        return future
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        try:
+            self.cache.put_many([entry for entry, _ in batch])
+        except Exception as e:  # noqa: BLE001 - handed to every waiting caller
+            for _, future in batch:
+                future.set_exception(e)
+            return
+        self.commits += 1
+        for _, future in batch:
+            future.set_result(None)
 
 
 class Client:
@@ -121,11 +179,13 @@ class Client:
         max_retries: int = 4,
         max_parse_retries: int = 2,
         requests_per_minute: float | None = None,
-        price_prompt_per_1m: float = 0.0,
-        price_completion_per_1m: float = 0.0,
+        tokens_per_minute: float | None = None,
+        price_prompt_per_1m: float | None = 0.0,
+        price_completion_per_1m: float | None = 0.0,
         budget: Budget | None = None,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
+        adaptive: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -140,29 +200,71 @@ class Client:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.usage = Usage()
-        # A chunk is one `generate` call; chunks x chunk size never exceeds `concurrency`.
+        self._check_prices_for(budget)
+        # A send is one `generate` call of up to `_chunk` requests; sends x chunk <= concurrency.
         self._chunk = max(1, min(backend.batch_size, concurrency))
-        self._slots = max(1, concurrency // self._chunk)
-        self._limiter = _RateLimiter(requests_per_minute) if requests_per_minute else None
+        self._senders = max(1, concurrency // self._chunk)
+        self.window = AdaptiveWindow(self._senders, per_send=self._chunk, threshold=0.25 if adaptive else 1.0)
+        self._rpm = Pacer(requests_per_minute) if requests_per_minute else None
+        self._tpm = Pacer(tokens_per_minute) if tokens_per_minute else None
         self._rng = random.Random()
-        self._sem: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._writer = _GroupWriter(cache) if cache is not None else None
+        self._own_prompts = PromptEstimator()
+
+    def _check_prices_for(self, budget: Budget | None) -> None:
+        if budget is not None and budget.max_cost_usd is not None and not self.prices_known:
+            raise RecipeError(
+                f"budget.max_cost_usd needs the price of model {self.backend.model!r}, which is unknown: set price_prompt_per_1m "
+                "and price_completion_per_1m in its [teacher] / [judge.backend] section, or cap budget.max_tokens instead"
+            )
 
     # -- accounting -------------------------------------------------------------------------
+    @property
+    def _prompts(self) -> PromptEstimator:
+        """The budget's estimator when there is a budget (shared with the judge), else our own."""
+        return self.budget.prompts if self.budget is not None else self._own_prompts
+
+    @property
+    def prices_known(self) -> bool:
+        return self.price_prompt_per_1m is not None and self.price_completion_per_1m is not None
+
     def cost(self, response: Response) -> float:
-        """New money this response cost, in USD (0 for a cached answer)."""
+        """New money this response cost, in USD (0 for a cached answer, and 0 when the prices are
+        unknown: check `prices_known`, or `price` which says None)."""
+        price = self.price(response)
+        return 0.0 if price is None else price
+
+    def price(self, response: Response) -> float | None:
+        """New money this response cost, in USD; None when the model's price is unknown."""
         if response.cached:
             return 0.0
-        return (response.prompt_tokens * self.price_prompt_per_1m + response.completion_tokens * self.price_completion_per_1m) / 1e6
+        return self._cost_of(response.prompt_tokens, response.completion_tokens)
 
-    def _account(self, request: Request, response: Response) -> None:
-        cost = self.cost(response)
+    def _cost_of(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        if self.price_prompt_per_1m is None or self.price_completion_per_1m is None:
+            return None
+        return (prompt_tokens * self.price_prompt_per_1m + completion_tokens * self.price_completion_per_1m) / 1e6
+
+    def worst_case(self, request: Request) -> tuple[int, float]:
+        """(tokens, USD) this request can cost at most: what the budget reserves before sending it."""
+        prompt = self._prompts.tokens(self.backend.model, request)
+        return prompt + request.max_tokens, self._cost_of(prompt, request.max_tokens) or 0.0
+
+    async def _account(self, job: _Job, response: Response) -> None:
+        """Make the answer durable (answer and spend in one transaction), then count it."""
+        cost = self.price(response)
+        if self._writer is not None:
+            await self._writer.put(Entry(job.request.cache_key(), response, cost))
+        tokens = response.prompt_tokens + response.completion_tokens
+        self._prompts.observe(self.backend.model, job.request, response.prompt_tokens)
         self.usage.prompt_tokens += response.prompt_tokens
         self.usage.completion_tokens += response.completion_tokens
-        self.usage.cost_usd += cost
-        if self.budget is not None:
-            self.budget.spend(response.prompt_tokens + response.completion_tokens, cost)
-        if self.cache is not None:
-            self.cache.put(request.cache_key(), response)
+        self.usage.cost_usd += cost or 0.0
+        if self.budget is not None and job.held is not None:
+            self.budget.settle(job.held, tokens, cost or 0.0)
+            job.held = None
+        if self._tpm is not None:
+            self._tpm.refund(max(0, job.booked_tokens - tokens))
 
     # -- complete ---------------------------------------------------------------------------
     async def complete(self, requests: list[Request]) -> list[Response | BackendError]:
@@ -171,18 +273,17 @@ class Client:
         Raises `BudgetExceeded` only when new requests would have to be sent past the budget;
         everything answered before that is already in the cache."""
         results: list[Response | BackendError | None] = [None] * len(requests)
+        keys = [request.cache_key() for request in requests]
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
         misses: dict[str, list[int]] = {}
-        for i, request in enumerate(requests):
-            key = request.cache_key()
-            hit = self.cache.get(key) if self.cache is not None else None
-            if hit is not None:
-                results[i] = hit
+        for i, key in enumerate(keys):
+            if key in hits:
+                results[i] = hits[key]
                 self.usage.cached_requests += 1
             else:
                 misses.setdefault(key, []).append(i)
         if misses:
-            unique = [idx[0] for idx in misses.values()]
-            answers = await self._send_all([requests[i] for i in unique])
+            answers = await self._send_all([requests[idx[0]] for idx in misses.values()])
             for idx, answer in zip(misses.values(), answers):
                 self._fill(results, idx, answer)
         return cast(list[Response | BackendError], results)  # every slot is filled above
@@ -198,52 +299,118 @@ class Client:
                 results[j] = answer
 
     async def _send_all(self, requests: list[Request]) -> list[Response | BackendError]:
-        sem = self._semaphore()
-        stopped: list[BudgetExceeded] = []
-
-        async def run(chunk: list[Request]) -> list[Response | BackendError] | None:
-            async with sem:
-                return await self._send_chunk(chunk, stopped)
-
-        chunks = [requests[i : i + self._chunk] for i in range(0, len(requests), self._chunk)]
-        parts = await asyncio.gather(*(run(c) for c in chunks))
-        if stopped:
-            raise stopped[0]
-        return [answer for part in parts if part is not None for answer in part]
-
-    async def _send_chunk(self, chunk: list[Request], stopped: list[BudgetExceeded]) -> list[Response | BackendError] | None:
-        """Send one chunk, re-sending only its retryable failures. None: stopped by the budget."""
-        results: list[Response | BackendError] = [BadResponse("not sent")] * len(chunk)
-        pending = list(range(len(chunk)))
-        for attempt in range(self.max_retries + 1):
-            if stopped or not self._within_budget(stopped):
-                return None
-            if self._limiter is not None:
-                await self._limiter.wait(len(pending))
-            answers = await self._generate([chunk[i] for i in pending])
-            self.usage.requests += len(pending)
-            retry: list[int] = []
-            for i, answer in zip(pending, answers):
-                results[i] = answer
-                if isinstance(answer, Response):
-                    self._account(chunk[i], answer)
-                elif answer.retryable and attempt < self.max_retries:
-                    retry.append(i)
-            if not retry:
-                break
-            await self._backoff(attempt, [results[i] for i in retry])
-            pending = retry
-        return results
-
-    def _within_budget(self, stopped: list[BudgetExceeded]) -> bool:
-        if self.budget is None:
-            return True
+        """A fixed pool of senders drains one queue: as many tasks as sends in flight, not one
+        per request; a retry waits on its own timer, holding no slot, so nothing else pauses."""
+        run = _Run(requests)
+        senders = [asyncio.create_task(self._sender(run)) for _ in range(min(self._senders, len(requests)))]
         try:
-            self.budget.check()
-        except BudgetExceeded as e:
-            stopped.append(e)
+            await run.done.wait()
+        finally:
+            for task in [*senders, *run.timers]:
+                task.cancel()
+            await asyncio.gather(*senders, *run.timers, return_exceptions=True)
+            self._release_all(run)
+        if run.error is not None:
+            raise run.error
+        if run.stopped is not None:
+            raise run.stopped
+        return cast(list[Response | BackendError], run.results)
+
+    def _release_all(self, run: _Run) -> None:
+        """A call that ends early (an error, a cancel) gives back what its unanswered jobs held."""
+        for job in run.jobs:
+            if job.held is not None and self.budget is not None:
+                self.budget.release(job.held)
+                job.held = None
+
+    async def _sender(self, run: _Run) -> None:
+        try:
+            while True:
+                jobs = [job for job in await run.take(self._chunk) if self._admit(run, job)]
+                if jobs:
+                    await self._send(run, jobs)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - ends the whole call with it, never hangs it
+            run.fail(e)
+
+    def _admit(self, run: _Run, job: _Job) -> bool:
+        """Reserve the job's worst case (once: retries keep it). When it does not fit, park it
+        until requests in flight settle; with none left holding anything, stop at the cap."""
+        if job.held is not None or self.budget is None:
+            return True
+        if run.stopped is not None:
+            run.finish(job, None)
             return False
-        return True
+        tokens, cost = self.worst_case(job.request)
+        try:
+            job.held = self.budget.reserve(tokens, cost)
+            return True
+        except BudgetExceeded as e:
+            if self.budget.holds > 0:
+                run.park(job, self.budget)
+                return False
+            run.stopped = e
+            self.budget.wake()  # parked jobs of this and other calls see the stop
+            run.finish(job, None)
+            return False
+
+    async def _send(self, run: _Run, jobs: list[_Job]) -> None:
+        """One `generate` call inside the adaptive window, then each answer handled on its own."""
+        await self.window.acquire()
+        try:
+            await self._pace(jobs)
+            answers = await self._generate([job.request for job in jobs])
+        finally:
+            self.window.release()
+        self.usage.requests += len(jobs)
+        for job, answer in zip(jobs, answers):
+            self.window.record(isinstance(answer, (RateLimited, BackendTimeout)))
+            if isinstance(answer, Response):
+                await self._account(job, answer)
+                run.finish(job, answer)
+            elif answer.retryable and job.attempt < self.max_retries:
+                self._retry_later(run, job, answer)
+            else:
+                self._give_up(run, job, answer)
+
+    async def _pace(self, jobs: list[_Job]) -> None:
+        """Client-side requests-per-minute and tokens-per-minute limits."""
+        delay = self._rpm.delay(len(jobs)) if self._rpm is not None else 0.0
+        if self._tpm is not None:
+            for job in jobs:
+                job.booked_tokens = self.worst_case(job.request)[0]
+            delay = max(delay, self._tpm.delay(sum(job.booked_tokens for job in jobs)))
+        if delay > 0:
+            await _sleep(delay)
+
+    def _give_up(self, run: _Run, job: _Job, error: BackendError) -> None:
+        if self.budget is not None and job.held is not None:
+            self.budget.release(job.held)
+            job.held = None
+        if self._tpm is not None:
+            self._tpm.refund(job.booked_tokens)
+        run.finish(job, error)
+
+    def _retry_later(self, run: _Run, job: _Job, error: BackendError) -> None:
+        """Back off this request alone (its Retry-After, or jitter), then queue it again."""
+        delay = self._backoff_delay(job.attempt, error)
+        log.info("request failed (%s: %s); retry %d/%d in %.2f s", type(error).__name__, error, job.attempt + 1, self.max_retries, delay)
+        job.attempt += 1
+
+        async def later() -> None:
+            await _sleep(delay)
+            run.put(job)
+
+        timer = asyncio.create_task(later())
+        run.timers.add(timer)
+        timer.add_done_callback(run.timers.discard)
+
+    def _backoff_delay(self, attempt: int, error: BackendError) -> float:
+        """Full jitter: uniform(0, min(max, base * 2^attempt)), but never less than a Retry-After."""
+        delay = self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
+        hint = retry_after(error)
+        return max(delay, hint) if hint is not None else delay
 
     async def _generate(self, requests: list[Request]) -> list[Response | BackendError]:
         """`backend.generate`, with a whole-batch failure spread over its slots."""
@@ -255,23 +422,6 @@ class Client:
             err = BadResponse(f"backend {self.backend.name} returned {len(answers)} answers for {len(requests)} requests (a backend bug: report it)")
             return [err] * len(requests)
         return answers
-
-    async def _backoff(self, attempt: int, errors: list[Response | BackendError]) -> None:
-        """Full jitter: uniform(0, min(max, base * 2^attempt)), but never less than a Retry-After."""
-        delay = self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
-        hints = [h for e in errors if isinstance(e, BackendError) and (h := retry_after(e)) is not None]
-        if hints:
-            delay = max(delay, max(hints))
-        first = errors[0]
-        log.info("%d request(s) failed (%s: %s); retry %d/%d in %.2f s", len(errors), type(first).__name__, first, attempt + 1, self.max_retries, delay)
-        await _sleep(delay)
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        """One semaphore per event loop (the sync helpers run a fresh loop per call)."""
-        loop = asyncio.get_running_loop()
-        if self._sem is None or self._sem[0] is not loop:
-            self._sem = (loop, asyncio.Semaphore(self._slots))
-        return self._sem[1]
 
     # -- complete_parsed --------------------------------------------------------------------
     async def complete_parsed(

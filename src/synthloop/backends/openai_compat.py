@@ -1,8 +1,10 @@
 """Any OpenAI-compatible `/chat/completions` server (vLLM, llama.cpp server, TGI, OpenAI, ...).
 
-A lean httpx client: one shared `httpx.AsyncClient` per event loop (connection reuse, pool sized
-to the client's concurrency), JSON in and out, and every failure translated into the project's
-error tree right here:
+A lean aiohttp client: one shared `aiohttp.ClientSession` per event loop (keep-alive connection
+reuse, pool sized to the client's concurrency), JSON in and out, and every failure translated into
+the project's error tree right here. aiohttp, not httpx: httpcore 1.0's pool re-scans every
+connection for every waiting request, so its CPU cost per request grows with concurrency (9 ms at
+64 in flight); aiohttp's stays flat (figures in docs/backends.md, from bench/bench_client.py).
 
 | what happened                                | error                           | retried |
 |----------------------------------------------|---------------------------------|---------|
@@ -16,7 +18,7 @@ A 200 with an unusable body is marked retryable: in practice it is a proxy or se
 reply short, which is transient, while a 4xx says the request itself is wrong.
 
 The API key is read once from the environment variable named by `api_key_env`; it lives only in
-the request headers (httpx masks it in reprs) and never appears in messages, reprs or files.
+the session's default headers and never appears in messages, reprs or files.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import os
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 
 from synthloop.backends.base import Request, Response, with_retry_after
 from synthloop.errors import BackendError, BackendTimeout, BackendUnavailable, BadResponse, RateLimited
@@ -60,15 +62,16 @@ class OpenAICompatBackend:
         self._headers = {"content-type": "application/json"}
         if api_key_env:
             self._headers["authorization"] = f"Bearer {_read_key(api_key_env)}"
-        self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        self._http: tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession] | None = None
 
-    def _client(self) -> httpx.AsyncClient:
-        """The shared client for the running loop (a new loop gets a new pool)."""
+    def _client(self) -> aiohttp.ClientSession:
+        """The shared session for the running loop (a new loop gets a new pool)."""
         loop = asyncio.get_running_loop()
         if self._http is None or self._http[0] is not loop:
-            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
-            client = httpx.AsyncClient(headers=self._headers, timeout=self.timeout_s, limits=limits)
-            self._http = (loop, client)
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=None)
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+            session = aiohttp.ClientSession(headers=self._headers, timeout=timeout, connector=connector, skip_auto_headers=("User-Agent",))
+            self._http = (loop, session)
         return self._http[1]
 
     async def generate(self, requests: list[Request]) -> list[Response | BackendError]:
@@ -79,14 +82,18 @@ class OpenAICompatBackend:
     async def _one(self, request: Request) -> Response | BackendError:
         body = json.dumps(self._payload(request)).encode()
         try:
-            reply = await self._client().post(self._url, content=body)
-        except httpx.TimeoutException:
+            async with self._client().post(self._url, data=body) as reply:
+                content = await reply.read()
+                status, retry_hint = reply.status, reply.headers.get("retry-after")
+        except TimeoutError:
             return BackendTimeout(f"no answer from {self._url} within {self.timeout_s:g} s (raise teacher.timeout_s or check the server's load)")
-        except httpx.HTTPError as e:
+        except aiohttp.ClientPayloadError as e:
+            return BackendUnavailable(f"the reply from {self._url} was cut off: {type(e).__name__}: {e} (a proxy or the server closed the connection; retried)")
+        except aiohttp.ClientError as e:
             return BackendUnavailable(f"cannot reach {self._url}: {type(e).__name__}: {e} (is the server running at base_url?)")
-        if reply.status_code != 200:
-            return self._status_error(reply)
-        return self._parse(reply.content)
+        if status != 200:
+            return self._status_error(status, content, retry_hint)
+        return self._parse(content)
 
     def _payload(self, request: Request) -> dict[str, Any]:
         return {
@@ -98,11 +105,11 @@ class OpenAICompatBackend:
             "seed": request.effective_seed,
         }
 
-    def _status_error(self, reply: httpx.Response) -> BackendError:
-        status, message = reply.status_code, self._redact(_server_message(reply))
+    def _status_error(self, status: int, content: bytes, retry_hint: str | None) -> BackendError:
+        message = self._redact(_server_message(content))
         where = f"{status} from {self._url}: {message}"
         if status == 429:
-            return with_retry_after(RateLimited(f"rate limited: {where}"), _parse_retry_after(reply.headers.get("retry-after")))
+            return with_retry_after(RateLimited(f"rate limited: {where}"), _parse_retry_after(retry_hint))
         if status >= 500:
             return BackendUnavailable(f"server error {where}")
         hint = f"check the API key in ${self.api_key_env}" if status in (401, 403) else "check teacher.model and the request parameters"
@@ -136,10 +143,10 @@ class OpenAICompatBackend:
     async def aclose(self) -> None:
         """Close the connection pool; the next `generate` opens a new one."""
         if self._http is not None:
-            loop, client = self._http
+            loop, session = self._http
             self._http = None
             if loop is asyncio.get_running_loop():
-                await client.aclose()
+                await session.close()
 
     def __repr__(self) -> str:
         return f"OpenAICompatBackend(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
@@ -152,15 +159,15 @@ def _read_key(env: str) -> str:
     return key
 
 
-def _server_message(reply: httpx.Response) -> str:
+def _server_message(content: bytes) -> str:
     """The server's own error text, shortened: `{"error": {"message": ...}}` or the raw body."""
     try:
-        data = reply.json()
+        data = json.loads(content)
         err = data.get("error", data) if isinstance(data, dict) else data
         message = err.get("message", err) if isinstance(err, dict) else err
         text = message if isinstance(message, str) else json.dumps(message)
     except ValueError:
-        text = reply.text
+        text = content.decode("utf-8", "replace")
     text = " ".join(text.split())
     return text[:_MESSAGE_CHARS] + ("..." if len(text) > _MESSAGE_CHARS else "")
 

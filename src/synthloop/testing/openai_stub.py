@@ -1,39 +1,54 @@
-"""An OpenAI-compatible stub server for tests and manual tries: real HTTP on 127.0.0.1.
+"""An OpenAI-compatible stub server for tests, benches and manual tries: real HTTP on 127.0.0.1.
 
     with OpenAIStub(faults=["rate_limit", "server_error"]) as stub:
         backend = OpenAICompatBackend(stub.base_url, "stub")   # http://127.0.0.1:PORT/v1
 
-It serves `POST /v1/chat/completions` and `GET /v1/models` over HTTP/1.1 keep-alive. Replies come
-from `responder(body) -> str` (default: an echo of the last message). Faults are served first, in
-order, one per chat request (a `Fault` or its kind as a string), or chosen per request by
-`fault_fn(body) -> Fault | None`. Kinds:
+It serves `POST /v1/chat/completions`, `GET /v1/models` and `GET /v1/stats` over HTTP/1.1
+keep-alive, on one asyncio loop (in a daemon thread), so it can answer thousands of requests a
+second and model a real server's capacity:
 
-- `rate_limit`: 429 with `Retry-After: <retry_after>` (when set)
+- `slots`: how many requests it works on at once (None: unlimited); the others queue.
+- `latency_s`: how long each request holds its slot (the model's "generation time").
+- `max_in_flight`: a provider's concurrency limit: a request arriving while that many are being
+  handled gets a 429 with `Retry-After: <limit_retry_after>`.
+
+Replies come from `responder(body) -> str` (default: an echo of the last message). Faults are
+served first, in order, one per chat request (a `Fault` or its kind as a string), or chosen per
+request by `fault_fn(body) -> Fault | None`. Kinds:
+
+- `rate_limit`: 429 with `Retry-After: <retry_after>` (when set), at once: it holds no slot
 - `server_error`: 500 (`status` overrides the code, e.g. 503 or 400 for a client error; `message`
   sets the error text)
-- `slow`: sleep `delay_s`, then answer normally
+- `slow`: wait `delay_s` (without holding a slot: a stalled network), then answer normally
 - `truncated`: a 200 whose JSON body is cut in half (with a matching Content-Length)
 - `disconnect`: headers promise a body, then the connection is closed mid-body
 - `malformed`: a 200 whose body is not JSON
 - `no_choices`: a 200 with valid JSON but no `choices`
 
-Run `python -m synthloop.testing.openai_stub --port 8000` to try a client against it by hand.
+`GET /v1/stats` returns what a separate-process bench needs: requests received, peak in flight,
+and how many prompts were answered successfully more than once (duplicates after success).
+Run `python -m synthloop.testing.openai_stub --port 8000 [--slots 64 --latency-ms 200
+--fault-rate 0.2]` to try a client against it by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import random
+import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 Body = dict[str, Any]
 KINDS = ("rate_limit", "server_error", "slow", "truncated", "disconnect", "malformed", "no_choices")
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +70,16 @@ def echo(body: Body) -> str:
     return f"stub reply to: {messages[-1].get('content', '')}"
 
 
+def mixed_faults(rate: float, *, seed: int = 0, retry_after: float = 1.0, hang_s: float = 30.0) -> Callable[[Body], Fault | None]:
+    """A `fault_fn` that fails `rate` of requests, evenly over: 429 with Retry-After, 500, a hang
+    of `hang_s`, a malformed body and a truncated body (the bench's "20% mixed faults")."""
+    rng = random.Random(seed)
+    kinds = [Fault("rate_limit", retry_after=retry_after), Fault("server_error"), Fault("slow", delay_s=hang_s), Fault("malformed"), Fault("truncated")]
+    return lambda body: rng.choice(kinds) if rng.random() < rate else None
+
+
 class OpenAIStub:
-    """The server, run in a daemon thread; a context manager that starts and stops it."""
+    """The server, run on its own loop in a daemon thread; a context manager that starts and stops it."""
 
     def __init__(
         self,
@@ -65,22 +88,36 @@ class OpenAIStub:
         fault_fn: Callable[[Body], Fault | None] | None = None,
         model: str = "stub-model",
         port: int = 0,
+        *,
+        slots: int | None = None,
+        latency_s: float = 0.0,
+        max_in_flight: int | None = None,
+        limit_retry_after: float = 0.1,
     ) -> None:
         self.responder = responder
         self.faults = [f if isinstance(f, Fault) else Fault(f) for f in faults or []]
         self.fault_fn = fault_fn
         self.model = model
+        self.slots, self.latency_s = slots, latency_s
+        self.max_in_flight, self.limit_retry_after = max_in_flight, limit_retry_after
         self.requests: list[Body] = []  # every chat request body received, in order
         self.headers: list[dict[str, str]] = []
         self.peers: list[tuple[str, int]] = []  # client address of each request: reuse shows here
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.limited = 0  # 429s sent because of max_in_flight
+        self.worked = 0  # requests that held a slot: the server's real work
+        self.answered: Counter[str] = Counter()  # successful answers per last-message content
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._sock = socket.create_server(("127.0.0.1", port), backlog=1024)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._slot_sem: asyncio.Semaphore | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._sock.getsockname()[1])
 
     @property
     def base_url(self) -> str:
@@ -92,16 +129,48 @@ class OpenAIStub:
         with self._lock:
             return len(self.requests)
 
+    @property
+    def connections(self) -> int:
+        """Distinct client connections that sent chat requests (1 = perfect keep-alive reuse)."""
+        with self._lock:
+            return len(set(self.peers))
+
+    def stats(self) -> dict[str, int]:
+        """Counts a bench in another process reads through `GET /v1/stats`."""
+        with self._lock:
+            return {
+                "requests": len(self.requests),
+                "peak_in_flight": self.peak_in_flight,
+                "limited": self.limited,
+                "worked": self.worked,
+                "answered_prompts": len(self.answered),
+                "duplicates_after_success": sum(n - 1 for n in self.answered.values()),
+            }
+
+    # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> "OpenAIStub":
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="openai-stub", daemon=True)
+        ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve(ready)), name="openai-stub", daemon=True)
         self._thread.start()
+        ready.wait(10)
         return self
 
+    async def serve(self, ready: threading.Event | None = None) -> None:
+        """Serve until `stop()` (or forever, from the command line)."""
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        self._slot_sem = asyncio.Semaphore(self.slots) if self.slots else None
+        server = await asyncio.start_server(self._connection, sock=self._sock, backlog=1024)
+        if ready is not None:
+            ready.set()
+        async with server:
+            await self._stopping.wait()
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._sock.close()
 
     def __enter__(self) -> "OpenAIStub":
         return self.start()
@@ -109,11 +178,47 @@ class OpenAIStub:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    @property
-    def connections(self) -> int:
-        """Distinct client connections that sent chat requests (1 = perfect keep-alive reuse)."""
-        with self._lock:
-            return len(set(self.peers))
+    # -- HTTP -------------------------------------------------------------------------------
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One keep-alive connection: requests one after another until the client closes it."""
+        writer.transport.set_write_buffer_limits(high=1 << 20)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = writer.get_extra_info("peername")[:2]
+        try:
+            while await self._one_request(reader, writer, peer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client went away (e.g. it timed out): nothing to do
+        finally:
+            writer.close()
+
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]) -> bool:
+        """Read and answer one request; False when the connection should close."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, path = (lines[0].split(" ") + ["", ""])[:2]
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        raw = await reader.readexactly(int(headers.get("content-length") or 0))
+        path = path.rstrip("/")
+        if method == "GET":
+            return self._get(writer, path)
+        if path != "/v1/chat/completions":
+            return _send(writer, 404, b'{"error": {"message": "not found"}}')
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return _send(writer, 400, b'{"error": {"message": "request body is not JSON"}}')
+        fault = self._record(body, headers, peer)
+        return await self._chat(writer, body, fault)
+
+    def _get(self, writer: asyncio.StreamWriter, path: str) -> bool:
+        if path == "/v1/models":
+            return _send(writer, 200, json.dumps({"object": "list", "data": [{"id": self.model, "object": "model"}]}).encode())
+        if path == "/v1/stats":
+            return _send(writer, 200, json.dumps(self.stats()).encode())
+        return _send(writer, 404, b'{"error": {"message": "not found"}}')
 
     def _record(self, body: Body, headers: dict[str, str], peer: tuple[str, int]) -> Fault | None:
         """Count the request and pick its fault (queue first, then `fault_fn`)."""
@@ -124,6 +229,59 @@ class OpenAIStub:
             if self.faults:
                 return self.faults.pop(0)
         return self.fault_fn(body) if self.fault_fn is not None else None
+
+    async def _chat(self, writer: asyncio.StreamWriter, body: Body, fault: Fault | None) -> bool:
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            self.limited += 1
+            return _send(writer, 429, _error_body("too many requests in flight"), {"retry-after": f"{self.limit_retry_after:g}"})
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if fault is not None and fault.kind == "slow":
+                await asyncio.sleep(fault.delay_s)
+            if fault is None or fault.kind != "rate_limit":  # a rate limiter refuses before the model runs
+                await self._work()
+            return await self._reply(writer, body, fault)
+        finally:
+            self.in_flight -= 1
+
+    async def _work(self) -> None:
+        """Hold one of the server's slots for `latency_s` (queueing when all are busy)."""
+        with self._lock:
+            self.worked += 1
+        if self._slot_sem is None:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            return
+        async with self._slot_sem:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+
+    async def _reply(self, writer: asyncio.StreamWriter, body: Body, fault: Fault | None) -> bool:
+        kind = fault.kind if fault else ""
+        if fault and kind == "rate_limit":
+            extra = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            return _send(writer, 429, _error_body(fault.message), extra)
+        if fault and kind == "server_error":
+            return _send(writer, fault.status, _error_body(fault.message))
+        if kind == "malformed":
+            return _send(writer, 200, b"<html>upstream proxy error</html>")
+        if kind == "no_choices":
+            return _send(writer, 200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
+        payload = json.dumps(self.completion(body)).encode()
+        if kind == "truncated":
+            return _send(writer, 200, payload[: len(payload) // 2])
+        if kind == "disconnect":
+            _send(writer, 200, payload[: len(payload) // 2], {"content-length": str(len(payload))})
+            await writer.drain()
+            return False
+        self._count_answer(body)
+        return _send(writer, 200, payload)
+
+    def _count_answer(self, body: Body) -> None:
+        messages = body.get("messages") or [{}]
+        with self._lock:
+            self.answered[str(messages[-1].get("content", ""))] += 1
 
     def completion(self, body: Body) -> Body:
         text = self.responder(body)
@@ -139,68 +297,12 @@ class OpenAIStub:
         }
 
 
-def _handler_for(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
-        disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms stalls
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            """Quiet: tests read `stub.requests`, not stderr."""
-
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") == "/v1/models":
-                self._send(200, json.dumps({"object": "list", "data": [{"id": stub.model, "object": "model"}]}).encode())
-            else:
-                self._send(404, b'{"error": {"message": "not found"}}')
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-            if self.path.rstrip("/") != "/v1/chat/completions":
-                self._send(404, b'{"error": {"message": "not found"}}')
-                return
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                self._send(400, b'{"error": {"message": "request body is not JSON"}}')
-                return
-            fault = stub._record(body, {k.lower(): v for k, v in self.headers.items()}, self.client_address[:2])
-            self._reply(body, fault)
-
-        def _reply(self, body: Body, fault: Fault | None) -> None:
-            kind = fault.kind if fault else ""
-            if fault and kind == "slow":
-                time.sleep(fault.delay_s)
-            if kind == "rate_limit":
-                extra = {"retry-after": f"{fault.retry_after:g}"} if fault and fault.retry_after is not None else {}
-                self._send(429, _error_body(fault.message if fault else ""), extra)
-            elif kind == "server_error" and fault:
-                self._send(fault.status, _error_body(fault.message))
-            elif kind == "malformed":
-                self._send(200, b"<html>upstream proxy error</html>")
-            elif kind == "no_choices":
-                self._send(200, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode())
-            else:
-                payload = json.dumps(stub.completion(body)).encode()
-                if kind == "truncated":
-                    self._send(200, payload[: len(payload) // 2])
-                elif kind == "disconnect":
-                    self._send(200, payload[: len(payload) // 2], {"content-length": str(len(payload))})
-                    self.close_connection = True
-                else:
-                    self._send(200, payload)
-
-        def _send(self, status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:
-            headers = {"content-type": "application/json", "content-length": str(len(payload)), **(extra or {})}
-            try:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True  # the client gave up (e.g. timed out): nothing to do
-
-    return Handler
+def _send(writer: asyncio.StreamWriter, status: int, payload: bytes, extra: dict[str, str] | None = None) -> bool:
+    """Write one response (head and body in one write: no Nagle stalls); True: keep the connection."""
+    headers = {"content-type": "application/json", "content-length": str(len(payload)), **(extra or {})}
+    head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    writer.write(head.encode("latin-1") + payload)
+    return True
 
 
 def _error_body(message: str) -> bytes:
@@ -211,15 +313,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the synthloop OpenAI-compatible stub server.")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model", default="stub-model")
+    parser.add_argument("--slots", type=int, default=None, help="requests worked on at once (default: unlimited)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="time each request holds its slot")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="answer 429 beyond this many requests in flight")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that fail (mixed kinds)")
+    parser.add_argument("--hang-s", type=float, default=30.0, help="how long a 'hang' fault stalls")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429 fault")
     args = parser.parse_args(argv)
-    stub = OpenAIStub(model=args.model, port=args.port)
+    fault_fn = mixed_faults(args.fault_rate, retry_after=args.retry_after, hang_s=args.hang_s) if args.fault_rate else None
+    stub = OpenAIStub(model=args.model, port=args.port, fault_fn=fault_fn, slots=args.slots, latency_s=args.latency_ms / 1000, max_in_flight=args.max_in_flight)
     print(f"serving {stub.base_url} (Ctrl-C to stop)", flush=True)
     try:
-        stub._server.serve_forever()
+        asyncio.run(stub.serve())
     except KeyboardInterrupt:
         pass
     finally:
-        stub._server.server_close()
+        stub._sock.close()
     return 0
 
 
