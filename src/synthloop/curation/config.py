@@ -16,16 +16,26 @@ class _Section(BaseModel):
 
 
 class NearDedupConfig(_Section):
-    """MinHash + LSH over word n-grams. Defaults: 5-word shingles (Gopher, FineWeb, BigCode);
-    128 permutations (datasketch's default); Jaccard threshold 0.7 (BigCode's near-dedup of The
-    Stack). 32 bands of 4 rows put the LSH S-curve low ((1/32)^(1/4) = 0.42) so a pair at 0.7
-    becomes a candidate with probability 1-(1-0.7^4)^32 > 0.9999; the estimated Jaccard then
-    decides. 16x8 (midpoint 0.71) missed 5.5% of planted 2%-edit duplicates (docs/curation.md)."""
+    """MinHash LSH for candidates, word-level edit similarity to decide (src/synthloop/curation/
+    minhash.py). Every value comes from `python bench/bench_dedup.py` on human paragraphs
+    (250-2000 chars) with 2/5/10% of words edited (docs/curation.md, "Near dedup"):
+    - `threshold` 0.82 on the Indel word similarity: 10%-edited pairs measured >= 0.85, unrelated
+      paragraphs >= 0.82 were 7 templated pairs in 14k documents (0.80: 20; 0.84: 3).
+    - `ngram` 2: the 10%-edit pairs' word-2-gram Jaccard is >= 0.44 (5-grams: 0.19, 3-grams: 0.36),
+      while unrelated text rarely shares bigram bands.
+    - 42 bands x 3 rows (`num_perm` 126): a pair at Jaccard 0.44 becomes a candidate with
+      probability 1-(1-0.44^3)^42 = 0.98, at 0.6 > 0.9999 (32x4 at 0.44: 0.87).
+    - `prefilter` 0.25: candidates whose estimated Jaccard is lower skip the edit similarity
+      (4 standard errors below the lowest 10%-edit pair at 126 permutations).
+    - `max_bucket` 16: earliest occupants returned per band key, so a hub key (a boilerplate
+      bigram pair shared by thousands) costs bounded work."""
 
-    ngram: int = Field(5, ge=1)
-    num_perm: int = Field(128, ge=8)
-    bands: int = Field(32, ge=1)
-    threshold: float = Field(0.7, gt=0.0, le=1.0)
+    ngram: int = Field(2, ge=1)
+    num_perm: int = Field(126, ge=8)
+    bands: int = Field(42, ge=1)
+    threshold: float = Field(0.82, gt=0.0, le=1.0)
+    prefilter: float = Field(0.25, ge=0.0, le=1.0)
+    max_bucket: int = Field(16, ge=1)
     seed: int = 42
 
     @model_validator(mode="after")
