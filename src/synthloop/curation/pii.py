@@ -127,7 +127,8 @@ DETECTORS: list[Detector] = [
         # continues a longer dotted number (a version string), which is not an address.
         r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
         # IPv6, full or "::"-compressed; `ipaddress` decides (a clock time "12:30:45" is refused).
-        r"|(?<![\w:])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"
+        r"|(?<!\w)(?<![0-9A-Fa-f]:)(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})(?:(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:)"
+        r"(?!\w|:[0-9A-Fa-f])"
     ), _ip, lambda t: "." in t or "::" in t or t.count(":") >= 7),
     Detector("name", re.compile(
         r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame)\.? (?:[A-Z][a-z'-]+ ){0,2}[A-Z][a-z'-]+"

@@ -11,7 +11,7 @@ import json
 import random
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -245,5 +245,109 @@ def plant_near_duplicates(paragraphs: Sequence[str], *, seed: int = 0, rates: Se
     return out
 
 
-__all__ = ["HumanPlanted", "PII_KINDS", "PlantedCorpus", "edit_words", "human_paragraphs", "make_planted_corpus",
-           "plant_near_duplicates"]
+# -- structured PII planted in human paragraphs (bench/bench_dedup.py --pii, tests) ------------------
+def _iban_value(rng: random.Random) -> str:
+    country, length = rng.choice((("DE", 18), ("GB", 18), ("FR", 23), ("NL", 14), ("ES", 20)))
+    bban = ("NWBK" if country == "GB" else "") + "".join(rng.choice("0123456789") for _ in range(length - (4 if country == "GB" else 0)))
+    moved = bban + country + "00"
+    check = 98 - int("".join(str(int(ch, 36)) for ch in moved)) % 97
+    value = f"{country}{check:02d}{bban}"
+    return " ".join(value[i : i + 4] for i in range(0, len(value), 4)) if rng.random() < 0.5 else value
+
+
+def _card_value(rng: random.Random) -> str:
+    prefix, length = rng.choice((("4", 16), ("5" + str(rng.randint(1, 5)), 16), ("3" + rng.choice("47"), 15)))
+    while True:
+        digits = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix)))
+        if luhn_ok(digits):
+            break
+    sep = rng.choice((" ", "-", ""))
+    groups = (4, 6, 5) if length == 15 else (4, 4, 4, 4)
+    parts, at = [], 0
+    for g in groups:
+        parts.append(digits[at : at + g])
+        at += g
+    return sep.join(parts)
+
+
+def _public_ipv4(rng: random.Random) -> str:
+    import ipaddress
+
+    while True:
+        value = ".".join(str(rng.randint(1, 254)) for _ in range(4))
+        if ipaddress.ip_address(value).is_global:
+            return value
+
+
+def _b32(rng: random.Random, n: int, alphabet: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def pii_value(rng: random.Random, kind: str) -> str:
+    """One realistic value of `kind` (PII_VALUE_KINDS)."""
+    up = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    makers: dict[str, Callable[[], str]] = {
+        "email": lambda: f"{rng.choice(['ana', 'li.wei', 'omar', 'j.smith'])}{rng.randint(1, 999)}@{rng.choice(['mail', 'corp', 'uni-x'])}{rng.randint(1, 99)}.{rng.choice(['org', 'com', 'de', 'co.uk'])}",
+        "phone": lambda: rng.choice((f"+44 20 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
+                                     f"({rng.randint(200, 989)}) {rng.randint(200, 989)}-{rng.randint(1000, 9999)}",
+                                     f"{rng.randint(200, 989)}-{rng.randint(200, 989)}-{rng.randint(1000, 9999)}",
+                                     f"+1 {rng.randint(200, 989)} {rng.randint(200, 989)} {rng.randint(1000, 9999)}",
+                                     f"+49 30 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}")),
+        "credit_card": lambda: _card_value(rng),
+        "iban": lambda: _iban_value(rng),
+        "ipv4": lambda: _public_ipv4(rng),
+        "ipv6": lambda: f"2{rng.randint(0, 0xfff):03x}:{rng.randint(0, 0xffff):x}:{rng.randint(0, 0xffff):x}::{rng.randint(1, 0xffff):x}",
+        "national_id": lambda: rng.choice((f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}",
+                                           f"{rng.choice('ABCEHJKLMNOPRSTWXYZ')}{rng.choice('ABCEHJKLMNPRSTWXYZ')} "
+                                           f"{rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.choice('ABCD')}")),
+        "secret": lambda: rng.choice(("AKIA" + _b32(rng, 16, up + "234567"), "ghp_" + _b32(rng, 36), "sk-" + _b32(rng, 40),
+                                      "xoxb-" + _b32(rng, 12, "0123456789") + "-" + _b32(rng, 24), "AIza" + _b32(rng, 35),
+                                      "sk_live_" + _b32(rng, 24))),
+    }
+    return makers[kind]()
+
+
+PII_VALUE_KINDS = ("email", "phone", "credit_card", "iban", "ipv4", "ipv6", "national_id", "secret")
+#: Values that identify no one (RFC 5737 / 3849 documentation ranges, RFC 2606 names, private and
+#: loopback addresses): the scrubber must leave them as they are.
+KEEP_VALUES = ("192.0.2.{}", "198.51.100.{}", "203.0.113.{}", "2001:db8::{}", "user{}@example.com",
+               "admin{}@example.org", "10.0.0.{}", "127.0.0.{}")
+_CONTEXTS = ("Contact {} for details.", "The request came from {}.", "Reach the office at {}, then wait.",
+             "Logged address ({}) was rejected.", "Use {} as the value;", "The key is {}", "Send it to {}: done.",
+             "Source {} and more.")
+
+
+@dataclass
+class PIIPlanted:
+    docs: list[str]
+    planted: list[tuple[int, str, str]] = field(default_factory=list)  # (doc, kind, value)
+    kept: list[tuple[int, str]] = field(default_factory=list)  # (doc, value that must survive)
+
+
+def plant_pii(paragraphs: Sequence[str], *, n: int = 2000, seed: int = 0, share: float = 0.3) -> PIIPlanted:
+    """`n` paragraphs; a `share` of them get one PII value in a sentence inserted at a sentence
+    boundary (kinds in turn), a further `share` / 2 a documentation-range value that must be kept."""
+    rng = random.Random(seed)
+    src = list(paragraphs)
+    rng.shuffle(src)
+    out = PIIPlanted(docs=[])
+    for i, text in enumerate(src[:n]):
+        roll = rng.random()
+        if roll < share * 1.5:
+            if roll < share:
+                kind = PII_VALUE_KINDS[len(out.planted) % len(PII_VALUE_KINDS)]
+                value = pii_value(rng, kind)
+                out.planted.append((i, kind, value))
+            else:
+                value = rng.choice(KEEP_VALUES).format(rng.randint(1, 200))
+                out.kept.append((i, value))
+            sentences = text.split(". ")
+            at = rng.randrange(len(sentences) + 1)
+            sentences.insert(at, rng.choice(_CONTEXTS).format(value).rstrip("."))
+            text = ". ".join(sentences)
+        out.docs.append(text)
+    return out
+
+
+__all__ = ["HumanPlanted", "KEEP_VALUES", "PIIPlanted", "PII_KINDS", "PII_VALUE_KINDS", "PlantedCorpus", "edit_words",
+           "human_paragraphs", "make_planted_corpus", "pii_value", "plant_near_duplicates", "plant_pii"]
