@@ -283,6 +283,14 @@ def _b32(rng: random.Random, n: int, alphabet: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
+def _nino_prefix(rng: random.Random) -> str:
+    """Two letters a UK National Insurance number can start with (HMRC's allocation rules)."""
+    while True:
+        prefix = rng.choice("ABCEGHJKLMNOPRSTWXYZ") + rng.choice("ABCEGHJKLMNPRSTWXYZ")
+        if prefix not in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"):
+            return prefix
+
+
 def pii_value(rng: random.Random, kind: str) -> str:
     """One realistic value of `kind` (PII_VALUE_KINDS)."""
     up = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -298,7 +306,7 @@ def pii_value(rng: random.Random, kind: str) -> str:
         "ipv4": lambda: _public_ipv4(rng),
         "ipv6": lambda: f"2{rng.randint(0, 0xfff):03x}:{rng.randint(0, 0xffff):x}:{rng.randint(0, 0xffff):x}::{rng.randint(1, 0xffff):x}",
         "national_id": lambda: rng.choice((f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}",
-                                           f"{rng.choice('ABCEHJKLMNOPRSTWXYZ')}{rng.choice('ABCEHJKLMNPRSTWXYZ')} "
+                                           f"{_nino_prefix(rng)} "
                                            f"{rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.choice('ABCD')}")),
         "secret": lambda: rng.choice(("AKIA" + _b32(rng, 16, up + "234567"), "ghp_" + _b32(rng, 36), "sk-" + _b32(rng, 40),
                                       "xoxb-" + _b32(rng, 12, "0123456789") + "-" + _b32(rng, 24), "AIza" + _b32(rng, 35),
