@@ -110,7 +110,7 @@ def near_report(corpus: HumanPlanted, ctx: RunContext) -> dict[str, float]:
             pairs = [c for (o, c), r in corpus.near.items() if r == rate and lo <= len(corpus.docs[o]) < hi]
             out[f"{rate:.0%} {lo}-{hi - 1}"] = len(set(pairs) & removed) / len(pairs) if pairs else float("nan")
         pairs = [c for (_, c), r in corpus.near.items() if r == rate]
-        out[f"{rate:.0%} all"] = len(set(pairs) & removed) / len(pairs)
+        out[f"{rate:.0%} all"] = len(set(pairs) & removed) / len(pairs) if pairs else float("nan")
     exact = {c for _, c in corpus.exact}
     out["exact"] = len(exact & removed) / len(exact) if exact else float("nan")
     out["precision"] = len(removed & copies) / len(removed) if removed else 1.0
@@ -171,7 +171,7 @@ def bench_semantic(corpus: HumanPlanted, n: int, threads: int) -> None:
         rep = near_report(sub, ctx)
         base = n / t if "today" in name else base
         table.add_row(chain, name, f"{n / t:,.1f}", f"{n / t / base:.1f}x", str(counted["n"]),
-                      *(f"{rep[f'{r:.0%} all']:.3f}" for r in (0.02, 0.05, 0.10)), f"{rep['precision']:.3f}")
+                      *(f"{rep.get(f'{r:.0%} all', float('nan')):.3f}" for r in (0.02, 0.05, 0.10)), f"{rep['precision']:.3f}")
     console.print(table)
 
 

@@ -88,7 +88,7 @@ def word_similarity(a: str, b: str) -> float:
     return float(Indel.normalized_similarity(word_key(words(a)), word_key(words(b))))
 
 
-def _signatures_and_keys(texts: Sequence[str], cfg: NearDedupConfig) -> tuple[np.ndarray, list[str]]:
+def signatures_and_keys(texts: Sequence[str], cfg: NearDedupConfig) -> tuple[np.ndarray, list[str]]:
     if not texts:
         return np.zeros((0, cfg.num_perm), dtype=np.uint32), []
     keys = [word_key(words(t)) for t in texts]
@@ -99,7 +99,7 @@ def _signatures_and_keys(texts: Sequence[str], cfg: NearDedupConfig) -> tuple[np
 
 def signatures(texts: Sequence[str], cfg: NearDedupConfig) -> np.ndarray:
     """(len(texts), num_perm) uint32 MinHash matrix, computed in one rensa call."""
-    return _signatures_and_keys(texts, cfg)[0]
+    return signatures_and_keys(texts, cfg)[0]
 
 
 def band_keys(sig: np.ndarray, bands: int) -> np.ndarray:
@@ -255,7 +255,7 @@ class MinHashIndex:
 
 def index_texts(index: MinHashIndex, item_ids: Sequence[str], texts: Sequence[str]) -> list[tuple[int, float] | None]:
     """Signatures and word keys of `texts`, added to `index` in one call."""
-    sigs, wkeys = _signatures_and_keys(texts, index.cfg)
+    sigs, wkeys = signatures_and_keys(texts, index.cfg)
     return index.add_many(item_ids, sigs, wkeys)
 
 
@@ -304,4 +304,4 @@ class NearDedup(Stage):
 
 
 __all__ = ["BandTable", "MinHashIndex", "NearDedup", "UnionFind", "band_keys", "index_texts", "key_shingles",
-           "near_duplicate_clusters", "shingles", "signatures", "word_key", "word_similarity"]
+           "near_duplicate_clusters", "shingles", "signatures", "signatures_and_keys", "word_key", "word_similarity"]
