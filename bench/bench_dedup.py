@@ -17,10 +17,10 @@ near dedup), per edit rate and length; precision: removed documents that are pla
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import resource
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -33,7 +33,12 @@ from rich.table import Table
 from synthloop.curation import ExactDedup, NearDedup, PIIStage, QualityFilter
 from synthloop.curation.config import NearDedupConfig, QualityConfig
 from synthloop.curation.minhash import band_keys, shingles
-from synthloop.curation.planted import HumanPlanted, edit_words, human_paragraphs, plant_near_duplicates
+from synthloop.curation.planted import (
+    HumanPlanted,
+    edit_words,
+    human_paragraphs,
+    plant_near_duplicates,
+)
 from synthloop.pipeline import RunContext, Stage, run_stages
 from synthloop.records import Record
 
@@ -123,7 +128,7 @@ def bench_near(corpus: HumanPlanted) -> None:
     speed: dict[str, float] = {}
     for name, make in (("synthloop (2-gram LSH + word edit similarity)", lambda: NearDedup(NearDedupConfig())),
                        ("baseline (5-gram MinHash, J>=0.7)", BaselineNear)):
-        t, ctx = timed(lambda: run_chain([ExactDedup(), make()], corpus.docs))
+        t, ctx = timed(functools.partial(run_chain, [ExactDedup(), make()], corpus.docs))
         rows[name] = near_report(corpus, ctx)
         speed[name] = len(corpus.docs) / t
     table = Table(title=f"near-duplicate recall ({len(corpus.docs)} docs: {len(corpus.near)} edited copies, "
@@ -155,7 +160,7 @@ def bench_semantic(corpus: HumanPlanted, n: int, threads: int) -> None:
 
     def counting(texts: Sequence[str]) -> np.ndarray:
         counted["n"] += len(texts)
-        return embed(texts)
+        return np.asarray(embed(texts))
 
     runs = [("stage alone", "today (embed all, hyperplane LSH)", lambda: [SemanticDedup(SemanticDedupConfig(candidates="lsh"), embed=counting)]),
             ("stage alone", "lexical gate", lambda: [SemanticDedup(SemanticDedupConfig(), embed=counting)]),
@@ -167,7 +172,7 @@ def bench_semantic(corpus: HumanPlanted, n: int, threads: int) -> None:
     base = 0.0
     for chain, name, make in runs:
         counted["n"] = 0
-        t, ctx = timed(lambda: run_chain(make(), sub.docs))
+        t, ctx = timed(functools.partial(run_chain, make(), sub.docs))
         rep = near_report(sub, ctx)
         base = n / t if "today" in name else base
         table.add_row(chain, name, f"{n / t:,.1f}", f"{n / t / base:.1f}x", str(counted["n"]),
@@ -187,7 +192,10 @@ def bench_pii(paragraphs: Sequence[str], seed: int) -> None:
     for chunk in records(corpus.docs):
         out.update({int(r.id): r.main_text() for r in run_stages(chunk, [stage], ctx)})
     dt = time.perf_counter() - t0
-    squash = lambda s: "".join(s.split()).replace("-", "")  # noqa: E731
+
+    def squash(text: str) -> str:
+        return "".join(text.split()).replace("-", "")
+
     table = Table(title=f"planted PII in {len(corpus.docs)} paragraphs ({len(corpus.docs) / dt:,.0f} docs/s)")
     for col in ("kind", "planted", "leaked"):
         table.add_column(col, justify="right")
@@ -234,7 +242,7 @@ def measure_in_child(make: Callable[[], Stage], docs: Sequence[str]) -> tuple[fl
         run_chain([stage], docs)
         dt = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        index = getattr(stage, "index", None)
+        index: Any = getattr(stage, "index", None)
         note = f"index {index.nbytes() / len(docs):,.0f} B/doc" if hasattr(index, "nbytes") else ""
         os.write(w, f"{len(docs) / dt}|{(peak - start) / 1024}|{note}".encode())
         os._exit(0)

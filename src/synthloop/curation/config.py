@@ -39,7 +39,7 @@ class NearDedupConfig(_Section):
     seed: int = 42
 
     @model_validator(mode="after")
-    def _bands_divide(self) -> "NearDedupConfig":
+    def _bands_divide(self) -> NearDedupConfig:
         if self.num_perm % self.bands:
             raise ValueError(f"num_perm ({self.num_perm}) must be a multiple of bands ({self.bands})")
         return self
@@ -73,7 +73,7 @@ class SemanticDedupConfig(_Section):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _bands_divide(self) -> "SemanticDedupConfig":
+    def _bands_divide(self) -> SemanticDedupConfig:
         if self.gate_perm % self.gate_bands:
             raise ValueError(f"gate_perm ({self.gate_perm}) must be a multiple of gate_bands ({self.gate_bands})")
         return self

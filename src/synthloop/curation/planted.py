@@ -163,7 +163,7 @@ def human_paragraphs(*, min_chars: int = 250, max_chars: int = 2000, limit: int 
             return False
         w = words(p)
         key = " ".join(w)
-        grams = {hash(tuple(w[i : i + 12])) for i in range(0, max(1, len(w) - 11))}
+        grams = {hash(tuple(w[i : i + 12])) for i in range(max(1, len(w) - 11))}
         if key in seen or grams & spans or len(w) < 20:
             return False
         seen.add(key)
@@ -183,9 +183,11 @@ def _sources() -> Iterator[Iterator[str]]:
     for section in range(1, 9):
         for path in sorted(Path(f"/usr/share/man/man{section}").glob("*.gz")):
             try:
-                yield _roff_paragraphs(gzip.open(path, "rt", encoding="utf-8", errors="replace").read())
+                with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+                    source = fh.read()
             except (OSError, EOFError):
                 continue
+            yield _roff_paragraphs(source)
     for path in sorted(Path(sys.base_prefix).glob("lib/python3*/**/*.py")):
         if "test" not in path.parts and "site-packages" not in path.parts:
             yield _docstring_paragraphs(path.read_text(encoding="utf-8", errors="replace"))
@@ -291,6 +293,11 @@ def _nino_prefix(rng: random.Random) -> str:
             return prefix
 
 
+def _nino(rng: random.Random) -> str:
+    pairs = " ".join(str(rng.randint(10, 99)) for _ in range(3))
+    return f"{_nino_prefix(rng)} {pairs} {rng.choice('ABCD')}"
+
+
 def pii_value(rng: random.Random, kind: str) -> str:
     """One realistic value of `kind` (PII_VALUE_KINDS)."""
     up = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -306,10 +313,9 @@ def pii_value(rng: random.Random, kind: str) -> str:
         "ipv4": lambda: _public_ipv4(rng),
         "ipv6": lambda: f"2{rng.randint(0, 0xfff):03x}:{rng.randint(0, 0xffff):x}:{rng.randint(0, 0xffff):x}::{rng.randint(1, 0xffff):x}",
         "national_id": lambda: rng.choice((f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}",
-                                           f"{_nino_prefix(rng)} "
-                                           f"{rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.choice('ABCD')}")),
+                                           _nino(rng))),
         "secret": lambda: rng.choice(("AKIA" + _b32(rng, 16, up + "234567"), "ghp_" + _b32(rng, 36), "sk-" + _b32(rng, 40),
-                                      "xoxb-" + _b32(rng, 12, "0123456789") + "-" + _b32(rng, 24), "AIza" + _b32(rng, 35),
+                                      ("xoxb-" + _b32(rng, 12, "0123456789") + "-" + _b32(rng, 24)), "AIza" + _b32(rng, 35),
                                       "sk_live_" + _b32(rng, 24))),
     }
     return makers[kind]()
@@ -357,5 +363,17 @@ def plant_pii(paragraphs: Sequence[str], *, n: int = 2000, seed: int = 0, share:
     return out
 
 
-__all__ = ["HumanPlanted", "KEEP_VALUES", "PIIPlanted", "PII_KINDS", "PII_VALUE_KINDS", "PlantedCorpus", "edit_words",
-           "human_paragraphs", "make_planted_corpus", "pii_value", "plant_near_duplicates", "plant_pii"]
+__all__ = [
+    "KEEP_VALUES",
+    "PII_KINDS",
+    "PII_VALUE_KINDS",
+    "HumanPlanted",
+    "PIIPlanted",
+    "PlantedCorpus",
+    "edit_words",
+    "human_paragraphs",
+    "make_planted_corpus",
+    "pii_value",
+    "plant_near_duplicates",
+    "plant_pii",
+]
