@@ -31,6 +31,10 @@ model = "stub-model"
 concurrency = 4
 [output]
 shard_size = 3
+# The fake teacher's answers are one template with the topic and a variant number swapped, about
+# 10% of their words apart: near-duplicates to the default near dedup (word similarity 0.82).
+[curate.near]
+threshold = 0.97
 """
 
 

