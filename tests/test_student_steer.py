@@ -6,10 +6,10 @@ import pytest
 
 from synthloop.errors import InputError
 from synthloop.student.config import SteerConfig
-from synthloop.student.evaluate import score
-from synthloop.student.evaluate import EvalItem
+from synthloop.student.evaluate import EvalItem, score
 from synthloop.student.steer import (ALLOCATORS, History, RoundOutcome, allocate, cell_weights,
-                                     failed_items_as_seeds, register_allocator, response, weights)
+                                     failed_items_as_seeds, register_allocator, response, steer_round,
+                                     weights)
 
 SKILLS = ["add", "frac", "mul"]
 #: Measured shape (../shared/notes/student-on-cpu.md): add and mul learned, fractions did not move.
@@ -69,3 +69,13 @@ def test_allocators_are_pluggable_by_name_and_an_unknown_one_is_refused() -> Non
         del ALLOCATORS["all-to-first"]
     with pytest.raises(InputError, match="unknown student.steer.allocator 'nope'"):
         allocate(History([ROUND0]), 10, SteerConfig(allocator="nope"))
+
+
+def test_steer_round_returns_budget_cell_weights_and_seeds_from_the_config() -> None:
+    items = [EvalItem.from_row({"id": f"frac-{i}", "skill": "frac", "reference": "1/2", "prompt": f"q{i}"}) for i in range(4)]
+    last = score(items, ["Answer: 2/4"] * 4)
+    cells = [{"skill": s, "topic": "t"} for s in SKILLS]
+    plan = steer_round(History([ROUND0]), 300, SteerConfig(floor_examples=60, failed_seeds_per_skill=3), cells=cells,
+                       last_eval=last)
+    assert plan.budget["frac"] == 60 and plan.cell_weights == pytest.approx([plan.weights[s] for s in SKILLS])
+    assert [s.parent_id for s in plan.seeds["frac"]] == ["frac-0", "frac-1", "frac-2"]

@@ -180,13 +180,13 @@ def summarise(results: list[ItemResult]) -> EvalResult:
 def ask(client: "Client", items: Sequence[EvalItem], *, model: str, system_prompt: str = "",
         max_new_tokens: int = 64) -> list[str]:
     """Greedy replies of the model behind `client` to every item (a failed request replies "")."""
-    from synthloop.backends.base import Request
+    from synthloop.backends.base import Request, Response
     from synthloop.student.train import with_system
 
     requests = [Request.chat(with_system(i.message_dicts(), system_prompt), model=model, temperature=0.0,
                              max_tokens=max_new_tokens, seed=0, tag="student-eval") for i in items]
     answers = client.complete_sync(requests)
-    return [a.text if hasattr(a, "text") else "" for a in answers]
+    return [a.text if isinstance(a, Response) else "" for a in answers]
 
 
 def evaluate(client: "Client", items: Sequence[EvalItem], *, model: str, system_prompt: str = "",

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthloop.errors import InputError
 from synthloop.student.config import SteerConfig
+
+if TYPE_CHECKING:
+    from synthloop.student.evaluate import EvalResult
 
 
 @dataclass
@@ -151,7 +154,7 @@ class Seed:
     reply: str
 
 
-def failed_items_as_seeds(eval_results: Any, per_skill: int = 20) -> dict[str, list[Seed]]:
+def failed_items_as_seeds(eval_results: "EvalResult", per_skill: int = 20) -> dict[str, list[Seed]]:
     """Up to `per_skill` failed items of each skill (in evaluation order), from an `EvalResult`."""
     out: dict[str, list[Seed]] = {}
     for item in eval_results.items:
@@ -161,6 +164,27 @@ def failed_items_as_seeds(eval_results: Any, per_skill: int = 20) -> dict[str, l
     return out
 
 
-__all__ = ["ALLOCATORS", "Allocator", "History", "RoundOutcome", "Seed", "allocate", "cell_weights",
+# -- the one call between rounds ------------------------------------------------------------------------
+@dataclass
+class SteerPlan:
+    """What the next round should generate: examples and shares per skill, one weight per plan
+    cell, and the failed items each skill's prompts may build on."""
+
+    budget: dict[str, int]
+    weights: dict[str, float]
+    cell_weights: list[float]
+    seeds: dict[str, list[Seed]]
+
+
+def steer_round(history: History, total: int, cfg: SteerConfig, *, cells: Sequence[Mapping[str, Any]] = (),
+                last_eval: "EvalResult | None" = None) -> SteerPlan:
+    """Budget, plan-cell weights and LLM2LLM seeds for the next round (what a rounds hook returns)."""
+    budget = allocate(history, total, cfg)
+    shares = weights(budget)
+    seeds = failed_items_as_seeds(last_eval, cfg.failed_seeds_per_skill) if last_eval and cfg.failed_seeds_per_skill else {}
+    return SteerPlan(budget=budget, weights=shares, cell_weights=cell_weights(shares, cells), seeds=seeds)
+
+
+__all__ = ["ALLOCATORS", "Allocator", "History", "RoundOutcome", "Seed", "SteerPlan", "allocate", "cell_weights",
            "error_proportional", "expected_gain", "failed_items_as_seeds", "register_allocator", "response",
-           "uniform", "weights"]
+           "steer_round", "uniform", "weights"]
