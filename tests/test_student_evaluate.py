@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -88,23 +87,3 @@ def test_eval_sets_are_disjoint_from_training_and_decontamination_is_checked(tmp
     assert [(i.id, i.skill, i.reference, i.scorer) for i in mixed] == [("g1", "golden", "ref", "judge"), ("m1", "s", "1", "judge")]
     with pytest.raises(InputError, match="no golden held-out rows"):
         load_eval_items(EvalConfig(sets=["golden"]))
-
-
-def test_student_logprob_scores_every_token_after_the_first(tmp_path: Path) -> None:
-    from synthloop.backends.local import unload_model
-    from synthloop.student.evaluate import student_logprob
-    from synthloop.student.tiny import tiny_model
-
-    model = tiny_model(tmp_path / "tiny")
-    logprob = student_logprob(model, batch_size=2)
-    total, n = logprob(["What is 2 + 3?", "Answer: 5", "How many m are in 3 km?"])
-    lm_tokens = sum(len(model_tok) - 1 for model_tok in _ids(model, ["What is 2 + 3?", "Answer: 5", "How many m are in 3 km?"]))
-    assert n == lm_tokens and total < 0 and math.isfinite(total)
-    assert unload_model(str(model))
-
-
-def _ids(model: Path, texts: list[str]) -> list[list[int]]:
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model)
-    return [tok(t)["input_ids"] for t in texts]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,15 @@ def test_config_refuses_unknown_keys_and_a_template_without_placeholders() -> No
         StudentConfig.model_validate({"epoch": 2})
     with pytest.raises(ValueError, match=r"\{mix\}"):
         StudentConfig(external_command="train.sh {output_dir}")
+
+
+def test_student_logprob_scores_every_token_after_the_first(tiny: Path) -> None:
+    from synthloop.backends.local import unload_model
+    from synthloop.student.evaluate import student_logprob
+
+    texts = ["What is 2 + 3?", "Answer: 5", "How many m are in 3 km?"]
+    total, n = student_logprob(tiny, batch_size=2)(texts)
+    tok = tr.load_tokenizer(tiny)
+    assert n == sum(len(tok(t)["input_ids"]) - 1 for t in texts)
+    assert total < 0 and math.isfinite(total)
+    assert unload_model(str(tiny))
