@@ -39,3 +39,16 @@ def test_a_missing_program_and_a_bad_placeholder_say_what_to_fix(tmp_path: Path)
         render_command("t {mix} {output_dir} {gpus}", mix=Path("m"), base_model="b", output_dir=Path("o"))
     assert render_command("t --base {base_model} {mix} {output_dir}", mix=Path("a b"), base_model="x",
                           output_dir=Path("o")) == ["t", "--base", "x", "a b", "o"]
+
+
+def test_train_round_dispatches_to_the_command_and_its_model_dir_is_served_as_is(tmp_path: Path) -> None:
+    from synthloop.student.train import merged_dir, train_round
+
+    mix = tmp_path / "m.jsonl"
+    mix.write_text("{}\n")
+    cfg = StudentConfig(external_command="""sh -c 'echo "{{}}" > "$1/config.json"' {mix} {output_dir}""")
+    out = train_round(cfg, mix, tmp_path / "r0")
+    assert merged_dir(out) == out
+    bare = StudentConfig(external_command="true {mix} {output_dir}")
+    with pytest.raises(InputError, match="neither a model"):
+        merged_dir(train_round(bare, mix, tmp_path / "r1"))

@@ -314,29 +314,59 @@ def merged_dir(output_dir: str | Path) -> Path:
     """A complete HF model directory for a finished round, to serve (local backend, vLLM, ...).
 
     Full fine-tuning already wrote one; a LoRA checkpoint is merged into its base once, into
-    `<output_dir>/merged` (written to a temporary name and renamed, so it is whole or absent)."""
+    `<output_dir>/merged` (written to a temporary name and renamed, so it is whole or absent).
+    An external trainer's output directory is used as is when it holds a full model, or merged
+    when it holds a peft adapter."""
     out = Path(output_dir)
     if not (out / COMPLETE).is_file():
         raise InputError(f"{out} holds no complete student checkpoint: train the round first")
-    result = TrainResult.read(out)
-    if result.method == "full":
-        return Path(result.checkpoint)
+    record = json.loads((out / TRAIN_JSON).read_text(encoding="utf-8"))
+    adapter, base = _adapter_and_base(out, record)
+    if adapter is None:
+        return Path(record["checkpoint"]) if not record.get("external") else out
     merged = out / MERGED
-    if (merged / "config.json").is_file():
-        return merged
+    if not (merged / "config.json").is_file():
+        _merge(adapter, base, merged)
+    return merged
+
+
+def _adapter_and_base(out: Path, record: dict[str, Any]) -> tuple[Path | None, Path]:
+    """(adapter dir or None for a full model, base model dir) of a finished round."""
+    if not record.get("external"):
+        adapter = Path(record["checkpoint"]) if record["method"] == "lora" else None
+        return adapter, Path(record["base_model"])
+    if (out / "config.json").is_file():
+        return None, out
+    if (out / "adapter_config.json").is_file():
+        return out, base_model_dir(record["base_model"])
+    raise InputError(f"the external trainer left neither a model (config.json) nor an adapter (adapter_config.json) "
+                     f"in {out}: make the command save one into {{output_dir}}")
+
+
+def _merge(adapter: Path, base: Path, merged: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(result.base_model, dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, result.checkpoint).merge_and_unload()
-    tmp = out / f"{MERGED}.tmp{os.getpid()}"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter)
+    tmp = merged.with_name(f"{MERGED}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    load_tokenizer(Path(result.checkpoint)).save_pretrained(tmp)
+    model.merge_and_unload().save_pretrained(tmp)
+    tok_src = adapter if (adapter / "tokenizer_config.json").is_file() else base
+    load_tokenizer(tok_src).save_pretrained(tmp)
     os.replace(tmp, merged)
-    return merged
+
+
+def train_round(cfg: StudentConfig, mix: str | Path, output_dir: str | Path, *, previous: str | Path | None = None) -> Path:
+    """One round's checkpoint by whichever trainer the config names (built-in or external command);
+    returns `output_dir`, ready for `merged_dir`."""
+    if cfg.external_command is not None:
+        from synthloop.student.external import run_external
+
+        return run_external(cfg, mix, output_dir)
+    train(cfg, mix, output_dir, previous=previous)
+    return Path(output_dir)
 
 
 __all__ = ["ADAPTER", "COMPLETE", "MERGED", "TRAIN_JSON", "WEIGHTS", "TrainResult", "base_model_dir", "batches",
            "build_model", "encode", "load_tokenizer", "lr_at", "merged_dir", "pick_device", "read_mix",
-           "run_epochs", "save_checkpoint", "seed_everything", "train", "with_system"]
+           "run_epochs", "save_checkpoint", "seed_everything", "train", "train_round", "with_system"]
