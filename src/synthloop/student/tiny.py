@@ -9,13 +9,14 @@ the real student uses.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 SPECIAL = ["<pad>", "<|im_start|>", "<|im_end|>"]
 
 
-def tiny_tokenizer(corpus: list[str] | None = None, vocab_size: int = 300) -> object:
+def tiny_tokenizer(corpus: list[str] | None = None, vocab_size: int = 300) -> Any:
     """A fast tokenizer with a chat template, trained on `corpus` (default: arithmetic questions)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -42,15 +43,15 @@ def tiny_model(dest: str | Path, *, hidden: int = 32, layers: int = 2, seed: int
     out = Path(dest)
     tok = tiny_tokenizer()
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,  # type: ignore[arg-type]
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
                          max_position_embeddings=512, tie_word_embeddings=True,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,  # type: ignore[attr-defined]
-                         bos_token_id=tok.bos_token_id)  # type: ignore[attr-defined]
+                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                         bos_token_id=tok.bos_token_id)
     model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tok.eos_token_id  # type: ignore[attr-defined]
+    model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(out)
-    tok.save_pretrained(out)  # type: ignore[attr-defined]
+    tok.save_pretrained(out)
     return out
 
 
