@@ -102,6 +102,13 @@ def load_model(model: str) -> LoadedModel:
         return _LOADED[str(path)]
 
 
+def unload_model(model: str) -> bool:
+    """Forget a loaded model so its memory can be freed (a student examined once per round would
+    otherwise keep every round's weights); True if it was loaded."""
+    with _LOAD_LOCK:
+        return _LOADED.pop(str(resolve_model(model)), None) is not None
+
+
 def _load(path: Path) -> LoadedModel:
     require_torch()
     import torch
@@ -290,4 +297,4 @@ class LocalBackend:
         return f"LocalBackend(model={self.model!r}, batch_size={self.batch_size})"
 
 
-__all__ = ["EMBEDDED", "LoadedModel", "LocalBackend", "converted_dir", "embedded_gguf", "load_model", "resolve_model"]
+__all__ = ["EMBEDDED", "LoadedModel", "LocalBackend", "converted_dir", "embedded_gguf", "load_model", "resolve_model", "unload_model"]
