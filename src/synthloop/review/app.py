@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -91,16 +92,25 @@ def create_app(review: Review) -> Starlette:
         Route("/api/undo", undo, methods=["POST"]),
         Route("/api/agreement", agreement),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ], exception_handlers={SynthloopError: _error, ValueError: _error})
-
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
-
+    ], exception_handlers={SynthloopError: _error, ValueError: _error}, middleware=[Middleware(SecurityHeaders)])
     return app
+
+
+class SecurityHeaders:
+    """ASGI middleware: every response says the page loads only its own files."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"content-security-policy", CSP.encode()),
+                                      (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        await self.app(scope, receive, send if scope["type"] != "http" else with_headers)
 
 
 async def _error(request: Request, exc: Exception) -> Response:
