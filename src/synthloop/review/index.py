@@ -213,8 +213,10 @@ class RecordIndex:
         """(how many match, one page of summaries in run order)."""
         where, args = f.where()
         base = f"FROM records r LEFT JOIN review v ON v.rid = r.rid{where}"
+        # The count needs the review join only when a review filter is set (it is most of the cost).
+        counted = base if f.reviewed else f"FROM records r{where}"
         with self._lock:
-            total = self.db.execute(f"SELECT count(*) {base}", args).fetchone()[0]
+            total = self.db.execute(f"SELECT count(*) {counted}", args).fetchone()[0]
             cur = self.db.execute(
                 "SELECT r.rid, r.id, r.kind, r.round, r.task, r.topic, r.skill, r.persona, r.stage, r.reason, r.score, "
                 f"r.preview, v.label, v.flagged, v.edited, v.noted {base} ORDER BY r.rid LIMIT ? OFFSET ?",

@@ -227,9 +227,7 @@ async function loadAgreement() {
   const fmt = (x) => x === null || x === undefined ? "–" : Number(x).toFixed(2);
   const all = (a.judge.all || [])[0];
   box.append(el("div", {}, all ? `judge vs human: κ ${fmt(all.kappa)}, accuracy ${fmt(all.accuracy)} (n=${all.n})` : "judge vs human: no reviewed judged records yet"));
-  const t = el("table", {});
-  for (const g of ["rubric", "skill"]) for (const x of a.judge[g] || []) t.append(el("tr", {}, el("td", {}, `${g}: ${x.group}`), el("td", {}, `κ ${fmt(x.kappa)}`), el("td", {}, `acc ${fmt(x.accuracy)}`), el("td", {}, `n=${x.n}`)));
-  box.append(t);
+  for (const g of ["rubric", "skill"]) for (const x of a.judge[g] || []) box.append(el("div", {class: "agree-row"}, el("b", {}, `${g} ${x.group}`), ` κ ${fmt(x.kappa)} · acc ${fmt(x.accuracy)} · n=${x.n}`));
   const rv = a.reviewers;
   box.append(el("div", {}, `reviewers: ${rv.double_reviewed} double-reviewed; κ ${fmt(rv.cohen_kappa)}, α ${fmt(rv.krippendorff_alpha)}`));
 }
