@@ -189,3 +189,11 @@ def test_report_has_plots_and_samples_and_escapes_record_text(fresh: RunDir) -> 
     assert "<script" not in report and "onerror=alert" not in report.replace("onerror=alert(1)&gt;", "")
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in report
     assert pq.read_table(fresh.shards("accepted")[0]).num_rows > 0
+
+
+def test_band_strings_of_every_form() -> None:
+    from synthloop.reports.plots import parse_band
+
+    assert parse_band(">= 0.8") == (0.8, None) and parse_band("<= 2") == (None, 2.0)
+    assert parse_band("0.75..1.5") == (0.75, 1.5) and parse_band([0.8, 1.4]) == (0.8, 1.4)
+    assert parse_band("n/a") is None and parse_band(None) is None

@@ -126,25 +126,25 @@ def histogram(values: Sequence[float], bins: Sequence[float], title: str, thresh
     return svg.replace("</svg>", note + "</svg>")
 
 
-_BAND = re.compile(r"(>=|<=|>|<)?\s*\[?\s*(-?[\d.]+(?:e-?\d+)?)(?:\s*,\s*(-?[\d.]+(?:e-?\d+)?))?\]?")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE]-?\d+)?")
 
 
 def parse_band(text: Any) -> tuple[float | None, float | None] | None:
-    """The acceptable region a band string names: '>= 0.8' -> (0.8, None); '<= 2' -> (None, 2);
-    '[0.8, 1.4]' -> (0.8, 1.4). A number alone is read as a lower bound."""
+    """The acceptable region a band names: '>= 0.8' -> (0.8, None); '<= 2' -> (None, 2);
+    '0.75..1.5' or '[0.8, 1.4]' -> (0.8, 1.4). A number alone is read as a lower bound; anything
+    unreadable is no band (the plot is drawn without it)."""
     if text is None:
         return None
     if isinstance(text, (int, float)):
         return float(text), None
-    if isinstance(text, (list, tuple)) and len(text) == 2:
-        return float(text[0]), float(text[1])
-    m = _BAND.search(str(text))
-    if not m:
-        return None
-    op, a, b = m.group(1), float(m.group(2)), m.group(3)
-    if b is not None:
-        return a, float(b)
-    return (None, a) if op in ("<=", "<") else (a, None)
+    if isinstance(text, (list, tuple)):
+        return (float(text[0]), float(text[1])) if len(text) == 2 else None
+    numbers = [float(x) for x in _NUMBER.findall(str(text))]
+    if len(numbers) >= 2:
+        return numbers[0], numbers[1]
+    if len(numbers) == 1:
+        return (None, numbers[0]) if "<" in str(text) else (numbers[0], None)
+    return None
 
 
 def lines(xs: Sequence[Any], series: dict[str, Sequence[float | None]], title: str, y_max: float | None = None,
