@@ -21,7 +21,7 @@ def status_line(m: Manifest) -> str:
     return f"not finished ({why})"
 
 
-def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel) -> str:
+def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel, review: dict[str, int] | None = None) -> str:
     teacher = recipe.get("teacher", {})
     teacher_name = f"{teacher.get('backend', '?')}:{teacher.get('model', '?')}"
     judge = recipe.get("judge", {})
@@ -33,7 +33,8 @@ def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel) -> str:
         "synthetic": True,
         "generated_by": {"tool": "synthloop", "version": manifest.versions.get("synthloop", "?"), "teacher": teacher_name},
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": _published_shards(manifest)}]}],
-        "dataset_info": {"planned": f.planned, "accepted": f.accepted, "rejected": f.rejected},
+        "dataset_info": {"planned": f.planned, "accepted": f.accepted, "rejected": f.rejected,
+                         **({f"human_{k}" if not k.startswith("human") else k: v for k, v in review.items()} if review else {})},
     }
     lines = ["---", *_yaml(front), "---", ""]
     lines += [
@@ -67,6 +68,7 @@ def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel) -> str:
         lines += ["### Rejections by stage and reason", "", "| stage | reason | count |", "|---|---|---:|"]
         lines += [f"| {s} | {r} | {n} |" for (s, r), n in f.by_reason.most_common()]
         lines.append("")
+    lines += _human_review(review)
     if f.judge_scores:
         mean = sum(f.judge_scores) / len(f.judge_scores)
         lines += [f"Judge scores: mean {mean:.2f} over {len(f.judge_scores)} judged records.", ""]
@@ -87,6 +89,18 @@ def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _human_review(review: dict[str, int] | None) -> list[str]:
+    """What people changed (`synthloop review`): export/train.jsonl has these applied."""
+    if review is None:
+        return []
+    return ["## Human review", "",
+            f"{review['reviewed']} records were reviewed by people (`synthloop review`); `export/train.jsonl` applies their decisions.", "",
+            "| human-accepted | human-rejected | edited | confirmed | flagged |", "|---:|---:|---:|---:|---:|",
+            f"| {review['human_accepted']} | {review['human_rejected']} | {review['edited']} | {review['confirmed']} | {review['flagged']} |", "",
+            "human-accepted: rejected by the pipeline, accepted by a person (now published); human-rejected: accepted by the "
+            "pipeline, rejected by a person (no longer published); edited: published records carrying a person's edits.", ""]
 
 
 def _published_shards(m: Manifest) -> list[str]:

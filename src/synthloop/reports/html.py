@@ -1,5 +1,7 @@
 """`report.html`: one self-contained page (no scripts, no network) built from the run directory:
-the funnel, rejection reasons, judge scores, tokens and cost, the mix and the collapse indicators."""
+the funnel, rejection reasons, judge scores, tokens and cost, the mix and the collapse indicators;
+inline SVG plots (reports/plots.py) and a browsable sample of accepted and rejected records.
+Everything taken from the data is HTML-escaped."""
 
 from __future__ import annotations
 
@@ -21,10 +23,20 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .bar{display:inline-block;height:10px;background:#4a7;vertical-align:middle}.bar.rej{background:#c55}
 .ok{color:#272}.warn{color:#b70}.fail{color:#c22}.skipped{color:#888}
 .note{background:#fff6d6;border:1px solid #eed37a;padding:.6em 1em}
+.plots{display:flex;flex-wrap:wrap;gap:14px 22px}.plots figure{margin:0;width:460px}.plots figcaption{color:#556;font-size:12px;margin:.2em 0 .5em}
+svg{max-width:100%;height:auto}
+details.rec{border:1px solid #e4e6eb;border-radius:6px;margin:.35em 0;background:#fff}
+details.rec summary{cursor:pointer;padding:.35em .7em;color:#334}
+details.rec summary .tag{display:inline-block;font-size:11px;border-radius:9px;padding:0 7px;margin-right:6px;background:#d8f0e0;color:#1d6b3c}
+details.rec summary .tag.rej{background:#f7dada;color:#a22}
+details.rec pre{margin:0;padding:.6em .9em;white-space:pre-wrap;word-wrap:break-word;font:12px/1.5 ui-monospace,monospace;border-top:1px solid #eee}
+details.rec .why{padding:.3em .9em;color:#a22;font-size:12px}
 """
 
 
-def render_html(manifest: Manifest, recipe: dict[str, Any], f: Funnel, rd: RunDir) -> str:
+def render_html(manifest: Manifest, recipe: dict[str, Any], f: Funnel, rd: RunDir, review: dict[str, int] | None = None) -> str:
+    from synthloop.reports.plots import human_review_section, plots_section, samples_section
+
     teacher = recipe.get("teacher", {})
     parts = [
         f"<!doctype html><meta charset='utf-8'><title>{_e(manifest.name)} · synthloop report</title><style>{CSS}</style>",
@@ -32,6 +44,8 @@ def render_html(manifest: Manifest, recipe: dict[str, Any], f: Funnel, rd: RunDi
         f"<p class='note'><b>Synthetic data.</b> Written by <code>{_e(teacher.get('backend'))}:{_e(teacher.get('model'))}</code> "
         "through synthloop; not human-written.</p>",
         _status(manifest),
+        human_review_section(review),
+        plots_section(manifest, recipe, f, rd),
         _rounds(manifest),
         _funnel(f),
         _reasons(f),
@@ -41,6 +55,7 @@ def render_html(manifest: Manifest, recipe: dict[str, Any], f: Funnel, rd: RunDi
         _mix(manifest),
         _collapse_history(rd, manifest),
         _collapse(rd.path / "collapse" / "report.json"),
+        samples_section(rd),
     ]
     return "\n".join(p for p in parts if p)
 
@@ -60,8 +75,13 @@ def _rounds(m: Manifest) -> str:
     return "<h2>Rounds</h2>" + _table(["round", "planned", "accepted", "rejected", "synthetic in mix", "collapse", "published"], rows)
 
 
+class Markup(str):
+    """HTML built here from escaped parts: a table cell puts it in as is. Any other cell value is
+    escaped, so a topic or reason that starts with '<' shows as text."""
+
+
 def _status_span(status: str) -> str:
-    return f"<span class='{_e(status)}'>{_e(status)}</span>"
+    return Markup(f"<span class='{_e(status)}'>{_e(status)}</span>")
 
 
 def _collapse_history(rd: RunDir, m: Manifest) -> str:
@@ -77,7 +97,7 @@ def _collapse_history(rd: RunDir, m: Manifest) -> str:
         for r in reports:
             ind = (r.get("indicators") or {}).get(name) or {}
             v = ind.get("value")
-            cells.append(f"<span class='{_e(ind.get('status', 'skipped'))}'>{'—' if v is None else f'{v:.4g}'}</span>")
+            cells.append(Markup(f"<span class='{_e(ind.get('status', 'skipped'))}'>{'—' if v is None else f'{v:.4g}'}</span>"))
         rows.append((name, *cells))
     return "<h2>Collapse indicators across rounds</h2>" + _table(head, rows)
 
@@ -124,7 +144,7 @@ def _mix(m: Manifest) -> str:
     state = next((s for s in reversed(m.rounds) if s.mix), None)
     if state is None or not state.mix:
         return ""
-    rows = [(k, _e(json.dumps(v) if isinstance(v, (dict, list)) else v)) for k, v in state.mix.items()]
+    rows = [(k, Markup(_e(json.dumps(v) if isinstance(v, (dict, list)) else v))) for k, v in state.mix.items()]
     return f"<h2>Training mix (golden + synthetic), round {state.round}</h2>" + _table(["", ""], rows)
 
 
@@ -136,7 +156,7 @@ def _collapse(path: Path) -> str:
     for name, r in (report.get("indicators") or {}).items():
         status = r.get("status", "?")
         value = r.get("value")
-        rows.append((name, "—" if value is None else f"{value:.4g}", _e(r.get("warn")), _e(r.get("fail")), f"<span class='{_e(status)}'>{_e(status)}</span>"))
+        rows.append((name, "—" if value is None else f"{value:.4g}", r.get("warn"), r.get("fail"), _status_span(status)))
     head = f"<h2>Collapse indicators (round {report.get('round')}): <span class='{_e(report.get('status'))}'>{_e(report.get('status'))}</span></h2>"
     return head + _table(["indicator", "value", "warn", "fail", "status"], rows)
 
@@ -148,16 +168,16 @@ def _table(head: list[str], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _cell(c: Any) -> str:
-    s = str(c)
-    if s.startswith("<"):
-        return f"<td>{s}</td>"
+    if isinstance(c, Markup):
+        return f"<td>{c}</td>"
+    s = "" if c is None else str(c)
     cls = " class='n'" if s.replace(",", "").replace(".", "").isdigit() else ""
     return f"<td{cls}>{_e(s)}</td>"
 
 
 def _bar(n: int, total: int, cls: str) -> str:
     width = 0 if not total else int(240 * n / total)
-    return f"<span class='bar {cls}' style='width:{width}px'></span>"
+    return Markup(f"<span class='bar {cls}' style='width:{width}px'></span>")
 
 
 def _n(v: int) -> str:

@@ -7,6 +7,11 @@ failed its collapse check with `stop_on_fail`, and any round after it, is never 
 
     export/train.jsonl   accepted synthetic records of the published rounds, with their lineage
     export/mix.jsonl     the published round's training mix (golden + synthetic), with [grounding]
+
+With human decisions (`review/decisions.jsonl`, made by `synthloop review`), train.jsonl applies
+them: a record a person rejected is left out, a rejected record a person accepted is put in, edits
+are applied, and each reviewed row carries `human_review`; the card counts these. The shards are
+never changed.
 """
 
 from __future__ import annotations
@@ -29,8 +34,17 @@ def publish(rd: RunDir) -> None:
     export_mix(rd)
     funnel = read_funnel(rd)
     manifest, recipe = rd.read_manifest(), read_recipe(rd)
-    atomic_write_text(rd.card_path, render_card(manifest, recipe, funnel))
-    atomic_write_text(rd.report_path, render_html(manifest, recipe, funnel, rd))
+    review = human_review_counts(rd)
+    atomic_write_text(rd.card_path, render_card(manifest, recipe, funnel, review=review))
+    atomic_write_text(rd.report_path, render_html(manifest, recipe, funnel, rd, review=review))
+
+
+def human_review_counts(rd: RunDir) -> dict[str, int] | None:
+    """What people changed in the published set, or None when nobody reviewed the run."""
+    from synthloop.review.apply import review_counts, review_states
+
+    states = review_states(rd)
+    return None if states is None else review_counts(rd, published_rounds(rd), states).to_json()
 
 
 def published_rounds(rd: RunDir) -> list[int]:
@@ -38,9 +52,9 @@ def published_rounds(rd: RunDir) -> list[int]:
     return [] if last is None else list(range(last + 1))
 
 
-def export_row(r: Record) -> dict[str, Any]:
-    """One SFT row: the conversation, and the lineage beside it."""
-    return {
+def export_row(r: Record, human_review: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One SFT row: the conversation, and the lineage beside it (and the human review, if any)."""
+    row = {
         "messages": r.messages,
         "id": r.id,
         "source": r.source,
@@ -54,16 +68,27 @@ def export_row(r: Record) -> dict[str, Any]:
         "parent_ids": r.parent_ids,
         "content_hash": r.content_hash,
     }
+    if human_review is not None:
+        row["human_review"] = human_review
+    return row
 
 
 def export_jsonl(rd: RunDir) -> Path:
     """`export/train.jsonl`: one `{"messages": [...], ...}` per accepted record of the published rounds."""
     out = rd.export_dir / "train.jsonl"
 
+    from synthloop.review.apply import review_lineage, review_states, reviewed_records
+
+    states = review_states(rd)
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
-            for r in rd.records("accepted", rounds=published_rounds(rd)):
-                f.write(json.dumps(export_row(r), ensure_ascii=False) + "\n")
+            if states is None:
+                for r in rd.records("accepted", rounds=published_rounds(rd)):
+                    f.write(json.dumps(export_row(r), ensure_ascii=False) + "\n")
+                return
+            for r, s in reviewed_records(rd, published_rounds(rd), states):
+                f.write(json.dumps(export_row(r, review_lineage(s)), ensure_ascii=False) + "\n")
 
     return atomic_write(out, write)
 
@@ -79,4 +104,4 @@ def export_mix(rd: RunDir) -> Path | None:
     return atomic_write(out, lambda tmp: shutil.copyfile(src, tmp))
 
 
-__all__ = ["export_jsonl", "export_mix", "export_row", "publish", "published_rounds"]
+__all__ = ["export_jsonl", "export_mix", "export_row", "human_review_counts", "publish", "published_rounds"]
