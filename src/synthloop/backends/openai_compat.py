@@ -89,7 +89,7 @@ class OpenAICompatBackend:
         return self._parse(reply.content)
 
     def _payload(self, request: Request) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": request.message_dicts(),
             "temperature": request.temperature,
@@ -97,6 +97,9 @@ class OpenAICompatBackend:
             "max_tokens": request.max_tokens,
             "seed": request.effective_seed,
         }
+        if request.response_format:  # structured output (a task with an output schema)
+            payload["response_format"] = json.loads(request.response_format)
+        return payload
 
     def _status_error(self, reply: httpx.Response) -> BackendError:
         status, message = reply.status_code, self._redact(_server_message(reply))

@@ -29,7 +29,7 @@ def build_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
     stages: list[Stage] = [GenerateStage(res.teacher, recipe.teacher, recipe)]
     stages += verify_stages(recipe)
     stages += judge_stages(recipe, res)
-    stages += curation_stages(recipe, res.golden_texts)
+    stages += curation_stages(recipe, with_seed_texts(recipe, res.golden_texts))
     return stages
 
 
@@ -46,13 +46,25 @@ def judge_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
     from synthloop.verifiers.judge import LLMJudge
     from synthloop.verifiers.stages import JudgeStage
 
+    from synthloop.tasks import judge_rubric
+
     cfg = res.judge_cfg
     judges = {
-        task: LLMJudge(res.judge, rubric=task if recipe.judge.rubric == "auto" else recipe.judge.rubric,
+        task: LLMJudge(res.judge, rubric=judge_rubric(task) if recipe.judge.rubric == "auto" else recipe.judge.rubric,
                        min_score=recipe.judge.min_score, model=cfg.model)
         for task in recipe.plan.tasks
     }
     return [JudgeStage(judges)]
+
+
+def with_seed_texts(recipe: Recipe, golden_texts: list[str] | None) -> list[str] | None:
+    """The memorisation check's texts: the golden set's and the seed documents' chunks (a record
+    written from a chunk must not copy a long span of it)."""
+    if recipe.seeds is None:
+        return golden_texts
+    from synthloop.seeds import seed_texts
+
+    return [*(golden_texts or []), *seed_texts(recipe.seeds)]
 
 
 def curation_stages(recipe: Recipe, golden_texts: list[str] | None) -> list[Stage]:

@@ -7,6 +7,8 @@ failed its collapse check with `stop_on_fail`, and any round after it, is never 
 
     export/train.jsonl   accepted synthetic records of the published rounds, with their lineage
     export/mix.jsonl     the published round's training mix (golden + synthetic), with [grounding]
+    export/dpo.jsonl     preference pairs (TRL's conversational DPO format: prompt/chosen/rejected),
+                         when a task made them (`preference = "verifier"`)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from synthloop.storage import RunDir, atomic_write, atomic_write_text
 def publish(rd: RunDir) -> None:
     export_jsonl(rd)
     export_mix(rd)
+    export_dpo(rd)
     funnel = read_funnel(rd)
     manifest, recipe = rd.read_manifest(), read_recipe(rd)
     atomic_write_text(rd.card_path, render_card(manifest, recipe, funnel))
@@ -53,7 +56,35 @@ def export_row(r: Record) -> dict[str, Any]:
         "round": r.round,
         "parent_ids": r.parent_ids,
         "content_hash": r.content_hash,
+        # The reasoning on its own (it is also inline in the assistant turn), as reasoning-SFT trainers read it.
+        "reasoning": r.reasoning,
+        **({"seed_chunk": {k: v for k, v in r.meta["seed_chunk"].items() if k != "text"}} if "seed_chunk" in r.meta else {}),
     }
+
+
+def dpo_row(r: Record) -> dict[str, Any] | None:
+    """One TRL DPO row (conversational: lists of messages), or None when the record has no pair."""
+    pair = r.meta.get("preference")
+    if not pair:
+        return None
+    return {"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"],
+            "id": r.id, "task": r.task, "decided_by": pair.get("decided_by", ""), "synthetic_notice": r.synthetic_notice}
+
+
+def export_dpo(rd: RunDir) -> Path | None:
+    """`export/dpo.jsonl`: the preference pairs of the published rounds (none: no file)."""
+    out = rd.export_dir / "dpo.jsonl"
+    rows = [row for r in rd.records("accepted", rounds=published_rounds(rd)) if (row := dpo_row(r)) is not None]
+    if not rows:
+        out.unlink(missing_ok=True)
+        return None
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return atomic_write(out, write)
 
 
 def export_jsonl(rd: RunDir) -> Path:
@@ -79,4 +110,4 @@ def export_mix(rd: RunDir) -> Path | None:
     return atomic_write(out, lambda tmp: shutil.copyfile(src, tmp))
 
 
-__all__ = ["export_jsonl", "export_mix", "export_row", "publish", "published_rounds"]
+__all__ = ["dpo_row", "export_dpo", "export_jsonl", "export_mix", "export_row", "publish", "published_rounds"]
