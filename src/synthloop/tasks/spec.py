@@ -222,7 +222,7 @@ class CompiledSpec:
 
     def fill(self, values: dict[str, Any], output: dict[str, Any]) -> dict[str, Any]:
         """The record fields and conversation for one parsed output (absent optional properties are "")."""
-        ctx = values | {p: output.get(p, "") for p in self.props} | {k: v for k, v in output.items() if k not in self.props}
+        ctx = {"output": "", "sample": 0} | values | {p: output.get(p, "") for p in self.props} | {k: v for k, v in output.items() if k not in self.props}
         fields = {f: t.render(ctx) for f, t in self.fields.items()}
         messages = [{"role": r, "content": t.render(ctx)} for r, t in self.messages]
         for turn in (output.get(self.spec.turns) or []) if self.spec.turns else []:
