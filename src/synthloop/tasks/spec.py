@@ -40,6 +40,7 @@ RECORD_FIELDS = ("problem", "answer", "reasoning", "text", "explanation", "tests
 #: Checks a task may list in `verify`, besides the checker names (`verifiers.checkers.CHECKERS`).
 TASK_CHECKS = ("faithfulness", "execute")
 BUILTIN_NAMES = frozenset({"textbook", "instruction"})
+FAKE_MEMORY = 4096
 _JSON_HINT = "\n\nReply with only a JSON object with the keys: {keys}."
 
 
@@ -284,11 +285,16 @@ class SpecTask(Task):
         out = []
         for k in range(c.spec.samples):
             tag = f"{self.name}:main:{record.id}:{k}"
-            if cfg.backend == "fake":
-                self._fake_values[tag] = values | {"sample": k, "n": seed % 997}
+            self._remember(tag, values | {"sample": k, "n": seed % 997})
             out.append(Request.chat(c.render_prompt(values), model=cfg.model, temperature=cfg.temperature, top_p=cfg.top_p,
                                     max_tokens=cfg.max_tokens, seed=seed + 104_729 * k, tag=tag, response_format=fmt))
         return out
+
+    def _remember(self, tag: str, values: dict[str, Any]) -> None:
+        """For the fake backend (a test, or --dry-run with any teacher): bounded, oldest dropped."""
+        self._fake_values[tag] = values
+        while len(self._fake_values) > FAKE_MEMORY:
+            self._fake_values.pop(next(iter(self._fake_values)))
 
     def parsers(self) -> list[Callable[[Response], Any]]:
         c = self.compiled
