@@ -17,10 +17,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("core", ["synthloop.storage", "synthloop.pipeline.context", "synthloop.pipeline.stage", "synthloop.pipeline",
               "synthloop.backends", "synthloop.testing"]),
     ("domain", ["synthloop.tasks", "synthloop.grounding", "synthloop.collapse", "synthloop.curation",
-                "synthloop.verifiers", "synthloop.student", "synthloop.seeds", "synthloop.review"]),
+                "synthloop.verifiers", "synthloop.student", "synthloop.seeds"]),
     ("pipeline", ["synthloop.pipeline.plan", "synthloop.pipeline.generate", "synthloop.pipeline.build",
                   "synthloop.pipeline.filters", "synthloop.verifiers.stages", "synthloop.engines"]),
-    ("run", ["synthloop.reports", "synthloop.rounds"]),
+    ("run", ["synthloop.reports", "synthloop.rounds", "synthloop.review", "synthloop.classroom"]),
     ("entry", ["synthloop.cli", "synthloop"]),
 ]
 

@@ -11,12 +11,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from synthloop.collapse.config import CollapseConfig
 from synthloop.curation.config import CurateConfig
 from synthloop.errors import RecipeError
 from synthloop.grounding.config import GroundingConfig
+from synthloop.seeds.config import SeedsConfig
+
+#: The plan's axes, as a cell names them (`[plan.weights.<axis>]`, `[[plan.exclude]]` keys).
+AXES = ("topic", "skill", "persona", "difficulty")
 
 
 class Section(BaseModel):
@@ -36,6 +40,25 @@ class PlanConfig(Section):
     #: Upper bound on planned records; when the product of the axes is larger, a seeded sample
     #: of cells is taken, spread over topics first.
     max_records: int | None = Field(None, ge=1)
+    #: A plan file (`synthloop expand` writes one) whose [plan] keys fill the keys not set here.
+    include: str | None = None
+    #: Sampling weight per axis value, e.g. `[plan.weights.persona] "a ship's master" = 3`
+    #: (a cell weighs the product of its values' weights; an unlisted value weighs 1).
+    weights: dict[str, dict[str, float]] = {}
+    #: Impossible combinations: each table's keys are axes, its values one value or a list;
+    #: a cell matching every key of one table is never planned.
+    exclude: list[dict[str, str | list[str]]] = []
+
+    @model_validator(mode="after")
+    def _axes_known(self) -> "PlanConfig":
+        for where, keys in [("weights", list(self.weights)), *[(f"exclude[{i}]", list(t)) for i, t in enumerate(self.exclude)]]:
+            bad = [k for k in keys if k not in AXES]
+            if bad:
+                raise ValueError(f"plan.{where}: unknown axis {bad[0]!r} (use one of {', '.join(AXES)})")
+        negative = [(a, v) for a, vals in self.weights.items() for v, w in vals.items() if w < 0]
+        if negative:
+            raise ValueError(f"plan.weights.{negative[0][0]}: weight of {negative[0][1]!r} is negative (use 0 to never plan it)")
+        return self
 
     @model_validator(mode="after")
     def _known_tasks(self) -> "PlanConfig":
@@ -162,6 +185,25 @@ class Recipe(Section):
     #: Sections owned by their packages (grounding/, collapse/), validated like the rest.
     grounding: GroundingConfig | None = None
     collapse: CollapseConfig | None = None
+    #: Recipe-defined tasks (`synthloop.tasks.spec.TaskSpec`), registered when the recipe is validated.
+    tasks: dict[str, dict[str, Any]] = {}
+    #: Seed documents for tasks with `seeds = true` (`synthloop.seeds.SeedsConfig`).
+    seeds: SeedsConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _register_tasks(cls, data: Any, info: ValidationInfo) -> Any:
+        """Before `plan` is validated: compile and register `[tasks.*]`, merge `plan.include`."""
+        if not isinstance(data, dict):
+            return data
+        ctx = info.context or {}
+        source, base = str(ctx.get("source", "recipe")), Path(ctx.get("base_dir") or ".")
+        data = _include_plan(dict(data), source, base)
+        if isinstance(data.get("tasks"), dict) and data["tasks"]:
+            from synthloop.tasks.spec import register_specs
+
+            register_specs(data["tasks"], source, base)
+        return data
 
     @property
     def judge_backend(self) -> BackendConfig:
@@ -197,10 +239,24 @@ def read_toml(path: Path, hint: str) -> dict[str, Any]:
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    base = Path(source).parent if Path(source).is_file() else Path(".")
     try:
-        return Recipe.model_validate(data)
+        return Recipe.model_validate(data, context={"source": source, "base_dir": str(base)})
     except ValidationError as e:
         raise RecipeError(f"{source}: {describe_validation_error(e)}") from None
+
+
+def _include_plan(data: dict[str, Any], source: str, base: Path) -> dict[str, Any]:
+    """`plan.include = "x.plan.toml"`: that file's [plan] keys fill the keys the recipe does not set."""
+    plan = data.get("plan")
+    if not isinstance(plan, dict) or not plan.get("include"):
+        return data
+    path = base / str(plan["include"])
+    included = read_toml(path, "plan.include names a plan file, e.g. one `synthloop expand` wrote").get("plan", {})
+    if not isinstance(included, dict):
+        raise RecipeError(f"{path}: [plan] must be a table (see docs/tasks.md)")
+    data["plan"] = {**included, **plan}
+    return data
 
 
 def describe_validation_error(e: ValidationError) -> str:
@@ -235,6 +291,7 @@ __all__ = [
     "PlanConfig",
     "Recipe",
     "RoundsConfig",
+    "SeedsConfig",
     "VerifyConfig",
     "load_recipe",
     "recipe_from_dict",

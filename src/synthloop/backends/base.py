@@ -25,6 +25,9 @@ class Request:
     seed: int = 0
     attempt: int = 0
     tag: str = ""  # prompt template id: lets the fake and logs know what is being asked
+    #: OpenAI `response_format` as canonical JSON ("" = none): structured output. openai_compat
+    #: sends it; the fake and local backends ignore it (the task's parser extracts JSON from text).
+    response_format: str = ""
 
     @classmethod
     def chat(cls, messages: list[dict[str, str]], **kw: Any) -> "Request":
@@ -38,8 +41,9 @@ class Request:
         return self.seed + 7919 * self.attempt
 
     def cache_key(self) -> str:
-        """Hash of model + messages + sampling params + seed (+ attempt). Not the tag."""
-        payload = {
+        """Hash of model + messages + sampling params + seed (+ attempt) (+ response_format, when
+        set: keys of requests without one are unchanged). Not the tag."""
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": self.messages,
             "temperature": self.temperature,
@@ -47,6 +51,8 @@ class Request:
             "max_tokens": self.max_tokens,
             "seed": self.effective_seed,
         }
+        if self.response_format:
+            payload["response_format"] = self.response_format
         return xxhash.xxh3_128_hexdigest(canonical_json(payload).encode("utf-8"))  # xxhash 3.x takes bytes only
 
 

@@ -96,7 +96,7 @@ class OpenAICompatBackend:
         return self._parse(content)
 
     def _payload(self, request: Request) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "model": self.model,
             "messages": request.message_dicts(),
             "temperature": request.temperature,
@@ -104,6 +104,9 @@ class OpenAICompatBackend:
             "max_tokens": request.max_tokens,
             "seed": request.effective_seed,
         }
+        if request.response_format:  # structured output (a task with an output schema)
+            payload["response_format"] = json.loads(request.response_format)
+        return payload
 
     def _status_error(self, status: int, content: bytes, retry_hint: str | None) -> BackendError:
         message = self._redact(_server_message(content))

@@ -37,7 +37,7 @@ def build_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
     stages: list[Stage] = [GenerateStage(res.teacher, recipe.teacher, recipe)]
     stages += verify_stages(recipe)
     stages += judge_stages(recipe, res)
-    stages += curation_stages(recipe, res.golden_texts)
+    stages += curation_stages(recipe, with_seed_texts(recipe, res.golden_texts))
     return stages
 
 
@@ -58,18 +58,31 @@ def judge_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
     from synthloop.verifiers.judge import LLMJudge
     from synthloop.verifiers.stages import JudgeStage
 
+    from synthloop.tasks import judge_rubric
+
     cfg, jc = res.judge_cfg, recipe.judge
     panel = [(make_client(b, cache=res.judge.cache, budget=res.judge.budget), b.model) for b in jc.panel]
     judges = {
-        task: LLMJudge(res.judge, rubric=task if jc.rubric == "auto" else jc.rubric, min_score=jc.min_score,
+        task: LLMJudge(res.judge, rubric=judge_rubric(task) if jc.rubric == "auto" else jc.rubric, min_score=jc.min_score,
                        model=cfg.model, max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                        samples=jc.samples, panel=panel)
         for task in recipe.plan.tasks
+        if jc.rubric != "auto" or judge_rubric(task) != "none"
     }
     cache_path = res.run_dir / CALIBRATION_FILE if res.run_dir is not None else None
     run_async = res.run_async or asyncio.run
     run_async(prepare_judges(judges.values(), jc, cache_path=cache_path))
     return [JudgeStage(judges)]
+
+
+def with_seed_texts(recipe: Recipe, golden_texts: list[str] | None) -> list[str] | None:
+    """The memorisation check's texts: the golden set's and the seed documents' chunks (a record
+    written from a chunk must not copy a long span of it)."""
+    if recipe.seeds is None:
+        return golden_texts
+    from synthloop.seeds import seed_texts
+
+    return [*(golden_texts or []), *seed_texts(recipe.seeds)]
 
 
 def curation_stages(recipe: Recipe, golden_texts: list[str] | None) -> list[Stage]:

@@ -12,6 +12,8 @@ With human decisions (`review/decisions.jsonl`, made by `synthloop review`), tra
 them: a record a person rejected is left out, a rejected record a person accepted is put in, edits
 are applied, and each reviewed row carries `human_review`; the card counts these. The shards are
 never changed.
+    export/dpo.jsonl     preference pairs (TRL's conversational DPO format: prompt/chosen/rejected),
+                         when a task made them (`preference = "verifier"`)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from synthloop.storage import RunDir, atomic_write, atomic_write_text
 def publish(rd: RunDir) -> None:
     export_jsonl(rd)
     export_mix(rd)
+    export_dpo(rd)
     funnel = read_funnel(rd)
     manifest, recipe = rd.read_manifest(), read_recipe(rd)
     review = human_review_counts(rd)
@@ -67,10 +70,38 @@ def export_row(r: Record, human_review: dict[str, Any] | None = None) -> dict[st
         "round": r.round,
         "parent_ids": r.parent_ids,
         "content_hash": r.content_hash,
+        # The reasoning on its own (it is also inline in the assistant turn), as reasoning-SFT trainers read it.
+        "reasoning": r.reasoning,
+        **({"seed_chunk": {k: v for k, v in r.meta["seed_chunk"].items() if k != "text"}} if "seed_chunk" in r.meta else {}),
     }
     if human_review is not None:
         row["human_review"] = human_review
     return row
+
+
+def dpo_row(r: Record) -> dict[str, Any] | None:
+    """One TRL DPO row (conversational: lists of messages), or None when the record has no pair."""
+    pair = r.meta.get("preference")
+    if not pair:
+        return None
+    return {"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"],
+            "id": r.id, "task": r.task, "decided_by": pair.get("decided_by", ""), "synthetic_notice": r.synthetic_notice}
+
+
+def export_dpo(rd: RunDir) -> Path | None:
+    """`export/dpo.jsonl`: the preference pairs of the published rounds (none: no file)."""
+    out = rd.export_dir / "dpo.jsonl"
+    rows = [row for r in rd.records("accepted", rounds=published_rounds(rd)) if (row := dpo_row(r)) is not None]
+    if not rows:
+        out.unlink(missing_ok=True)
+        return None
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return atomic_write(out, write)
 
 
 def export_jsonl(rd: RunDir) -> Path:
@@ -104,4 +135,4 @@ def export_mix(rd: RunDir) -> Path | None:
     return atomic_write(out, lambda tmp: shutil.copyfile(src, tmp))
 
 
-__all__ = ["export_jsonl", "export_mix", "export_row", "human_review_counts", "publish", "published_rounds"]
+__all__ = ["dpo_row", "export_dpo", "export_jsonl", "export_mix", "export_row", "human_review_counts", "publish", "published_rounds"]

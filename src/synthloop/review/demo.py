@@ -18,12 +18,16 @@ from synthloop.backends.fake import FakeBackend, canned_responders
 from synthloop.recipe import recipe_from_dict
 from synthloop.rounds import Run, RunResult, run
 from synthloop.storage import RoundState
+from synthloop.verifiers.judge import calibration_label, fake_judgement
 
 HOSTILE_TOPIC = "<script>alert('x')</script><b>bold</b> & <img src=x onerror=alert(1)>"
 
 
 def varied_judgement(request: Request) -> str:
-    """Scores 1-5 spread deterministically over the records (the canned judge always says 4)."""
+    """Scores 1-5 spread deterministically over the records (the canned judge always says 4); the
+    items of the built-in calibration sets get the canned judge's answers, so the judge may gate."""
+    if calibration_label(request) is not None:
+        return fake_judgement(request)
     score = 1 + xxhash.xxh3_64_intdigest(request.messages[-1][1].encode()) % 5
     return f"Score: {score}\nReason: Deterministic demo score {score}."
 

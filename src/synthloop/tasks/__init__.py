@@ -14,10 +14,24 @@ if TYPE_CHECKING:
 from synthloop.tasks import instruction as _instruction  # noqa: E402,F401
 from synthloop.tasks import textbook as _textbook  # noqa: E402,F401
 from synthloop.tasks.base import TASKS  # noqa: E402
+from synthloop.tasks.spec import load_builtin_specs  # noqa: E402
+
+from synthloop.tasks.verify import register as _register_verifier  # noqa: E402
+
+load_builtin_specs()  # tasks written as data (tasks/builtin/*.toml): output_prediction
+_register_verifier()  # the verifier of spec tasks, offered records before the built-in ones
 
 
 def get_task(name: str, recipe: "Recipe | None" = None) -> Task:
     return TASKS[name](recipe)
+
+
+def judge_rubric(name: str) -> str:
+    """The judge rubric of a task (`judge.rubric = "auto"`): a spec task's `rubric`, else its name."""
+    from synthloop.tasks.spec import SpecTask
+
+    cls = TASKS[name]
+    return cls.compiled.rubric if issubclass(cls, SpecTask) else name
 
 
 def task_fake_answers() -> dict[str, Any]:
@@ -29,4 +43,4 @@ def task_fake_answers() -> dict[str, Any]:
     return out
 
 
-__all__ = ["TASKS", "Task", "get_task", "register_task", "task_fake_answers", "task_names"]
+__all__ = ["TASKS", "Task", "get_task", "judge_rubric", "register_task", "task_fake_answers", "task_names"]

@@ -374,14 +374,25 @@ def fake_judgement(request: Request) -> str:
     calibration sets: an item of those sets gets 4 when labelled good and 1 when labelled bad, so
     fake runs with min_score 2 to 4 pass calibration and exercise the gating path (its calibration figures measure the
     plumbing, not judging). Anything else gets 4, or 2 when the judged text contains `LOW-QUALITY`."""
-    prompt = request.messages[-1][1] if request.messages else ""
-    judged = prompt.split(BEGIN, 1)[-1].split(END, 1)[0]
-    label = _builtin_answer_key().get(judged.strip())
+    judged = judged_text(request)
+    label = calibration_label(request)
     if label == "bad":
         return "Score: 1\nReason: The record has an error or misses the request; a student would learn the wrong thing."
     if label is None and LOW_QUALITY_MARKER in judged:
         return "Score: 2\nReason: The record is marked low quality and would teach little."
     return "Score: 4\nReason: Correct and clear, with minor room for more depth."
+
+
+def judged_text(request: Request) -> str:
+    """The record a judge request asks about (between the markers; the whole prompt without them)."""
+    prompt = request.messages[-1][1] if request.messages else ""
+    return prompt.split(BEGIN, 1)[-1].split(END, 1)[0]
+
+
+def calibration_label(request: Request) -> str | None:
+    """"good" / "bad" when the request judges an item of a built-in calibration set, else None
+    (test doubles answer calibration items from the key and everything else as they like)."""
+    return _builtin_answer_key().get(judged_text(request).strip())
 
 
 @cache
@@ -403,11 +414,13 @@ __all__ = [
     "LLMJudge",
     "Rubric",
     "Scored",
+    "calibration_label",
     "copies_example",
     "example_reasons",
     "fake_judgement",
     "is_advisory",
     "judge_records",
+    "judged_text",
     "load_rubric",
     "parse_judgement",
     "parser_against",

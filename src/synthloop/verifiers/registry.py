@@ -29,9 +29,15 @@ class VerifierSpec:
 _VERIFIERS: dict[str, VerifierSpec] = {}
 
 
-def register_verifier(name: str, factory: Factory, *, applies: Applies = lambda r: True) -> None:
-    """Add (or replace) a verifier; registration order is the order records are offered in."""
-    _VERIFIERS[name] = VerifierSpec(name, factory, applies)
+def register_verifier(name: str, factory: Factory, *, applies: Applies = lambda r: True, first: bool = False) -> None:
+    """Add (or replace) a verifier; registration order is the order records are offered in
+    (`first`: before every other, e.g. the verifier of recipe-defined tasks)."""
+    global _VERIFIERS
+    spec = VerifierSpec(name, factory, applies)
+    if first:
+        _VERIFIERS = {name: spec, **{k: v for k, v in _VERIFIERS.items() if k != name}}
+    else:
+        _VERIFIERS[name] = spec
 
 
 def unregister_verifier(name: str) -> None:

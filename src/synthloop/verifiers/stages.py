@@ -21,13 +21,21 @@ class JudgeStage(BatchStage):
         self.judges = dict(judges)
 
     async def decide_batch(self, records: list[Record], ctx: RunContext) -> list[KeepResult | Verdict]:
-        # one call per client: a shared backend batches judgements of every rubric together
-        scored = await judge_records([(self.judges[r.task], r) for r in records])
-        verdicts: list[KeepResult | Verdict] = []
-        for record, s in zip(records, scored):
-            record.usage.add(usage_of(s.judge.client, s.outcomes))
-            verdicts.append(s.judge.verdict_of(s))
+        """Judge every record whose task has a judge (one call per client: a shared backend
+        batches judgements of every rubric together); a task without a rubric is not judged,
+        and its verdict says so."""
+        judged = [i for i, r in enumerate(records) if r.task in self.judges]
+        scored = await judge_records([(self.judges[records[i].task], records[i]) for i in judged]) if judged else []
+        verdicts: list[KeepResult | Verdict] = [UNJUDGED] * len(records)
+        for i, s in zip(judged, scored):
+            records[i].usage.add(usage_of(s.judge.client, s.outcomes))
+            verdicts[i] = s.judge.verdict_of(s)
         return verdicts
+
+
+#: The verdict of a record whose task has no rubric: never called judged.
+UNJUDGED = Verdict(stage="judge", name="judge", ok=True, score=None,
+                   reason="unjudged: the task has no judge rubric (its truth comes from its own checks)")
 
 
 __all__ = ["JudgeStage"]
