@@ -17,6 +17,7 @@ from synthloop.collapse.config import CollapseConfig
 from synthloop.curation.config import CurateConfig
 from synthloop.errors import RecipeError
 from synthloop.grounding.config import GroundingConfig
+from synthloop.student.config import StudentConfig
 from synthloop.seeds.config import SeedsConfig
 
 #: The plan's axes, as a cell names them (`[plan.weights.<axis>]`, `[[plan.exclude]]` keys).
@@ -159,8 +160,10 @@ class RoundsConfig(Section):
     """How many rounds, and how each round's plan is steered by the one before."""
 
     count: int = Field(1, ge=1)
-    #: A registered steer (`synthloop.rounds.STEERS`): "uniform" gives every cell the same weight.
-    steer: str = "uniform"
+    #: A registered steer (`synthloop.rounds.STEERS`): "uniform" gives every cell the same weight;
+    #: "student" gives the student's allocator's budget per skill (needs [student]); "auto": "student"
+    #: when the recipe has a [student] section, else "uniform".
+    steer: str = "auto"
     #: Records planned per round; default: the size of the unsteered plan.
     records_per_round: int | None = Field(None, ge=1)
 
@@ -185,6 +188,8 @@ class Recipe(Section):
     #: Sections owned by their packages (grounding/, collapse/), validated like the rest.
     grounding: GroundingConfig | None = None
     collapse: CollapseConfig | None = None
+    #: The classroom: a student trained on each round's mix, evaluated by skill, steering the next round.
+    student: StudentConfig | None = None
     #: Recipe-defined tasks (`synthloop.tasks.spec.TaskSpec`), registered when the recipe is validated.
     tasks: dict[str, dict[str, Any]] = {}
     #: Seed documents for tasks with `seeds = true` (`synthloop.seeds.SeedsConfig`).

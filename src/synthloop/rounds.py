@@ -87,6 +87,10 @@ def resolve_steer(recipe: Recipe, steer: Steer | None) -> Steer:
     if steer is not None:
         return steer
     name = recipe.rounds.steer
+    if name == "auto":
+        name = "student" if recipe.student is not None else "uniform"
+    if name == "student" and "student" not in STEERS:
+        import synthloop.classroom  # noqa: F401  (registers the student's steer)
     if name not in STEERS:
         raise RecipeError(f"rounds.steer = {name!r} is not a known steer ({', '.join(sorted(STEERS))}); "
                           "use one of those or pass steer= to synthloop.run")
@@ -159,8 +163,11 @@ class Run:
             stopped = self._rounds()
         except BudgetExceeded as e:
             stopped = str(e)
-        except BaseException:
+        except KeyboardInterrupt:
             self._finish("interrupted", publish_safely=True)
+            raise
+        except BaseException as e:
+            self._finish(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", publish_safely=True)
             raise
         self._finish(stopped)
         return self.result()
@@ -172,6 +179,9 @@ class Run:
             if state.collapse_failed and self.recipe.collapse is not None and self.recipe.collapse.stop_on_fail:
                 return collapse_stop_reason(self.rd, r)
             self.manifest.published_round = r
+            if target_reached(self.recipe, state) and r < self.recipe.rounds.count - 1:
+                self.manifest.rounds = [s for s in self.manifest.rounds if s.round <= r]
+                return ""  # a stop rule met is a finished run
         self.manifest.rounds = [s for s in self.manifest.rounds if s.round < self.recipe.rounds.count]
         return ""
 
@@ -338,8 +348,19 @@ def run(recipe: Recipe, **kwargs: Any) -> RunResult:
 # -- helpers ----------------------------------------------------------------------------------
 
 def default_hooks(recipe: Recipe) -> list[tuple[str, RoundHook]]:
-    """Round hooks the recipe asks for (none yet without a [student] section)."""
-    return []
+    """Round hooks the recipe asks for: with a [student] section, the classroom's train-and-examine."""
+    if recipe.student is None:
+        return []
+    from synthloop.classroom import student_hook
+
+    return [("student", student_hook)]
+
+
+def target_reached(recipe: Recipe, state: RoundState) -> bool:
+    """The student's stop rule: every evaluated skill at `[student] target_accuracy` or above."""
+    target = recipe.student.target_accuracy if recipe.student is not None else None
+    per_skill = (state.extra.get("student") or {}).get("per_skill") or {}
+    return target is not None and bool(per_skill) and min(per_skill.values()) >= target
 
 
 def collapse_stop_reason(rd: RunDir, r: int) -> str:

@@ -55,10 +55,13 @@ def estimate(recipe: Recipe) -> tuple[Estimate, Estimate]:
             gen.prompt_tokens += int(sum(len(c) for _, c in req.messages) / CHARS_PER_TOKEN)
             gen.completion_tokens += req.max_tokens
     if recipe.judge.enabled:
+        from synthloop.tasks import judge_rubric
+
         j = recipe.judge_backend
-        judge.requests = len(records)
+        auto = recipe.judge.rubric == "auto"
+        judge.requests = sum(1 for r in records if not auto or judge_rubric(r.task) != "none") * recipe.judge.samples * (1 + len(recipe.judge.panel))
         # the judge reads what the teacher wrote: at most every completion token of the record
-        judge.prompt_tokens = judge.requests * JUDGE_OVERHEAD_TOKENS + gen.completion_tokens
+        judge.prompt_tokens = judge.requests * JUDGE_OVERHEAD_TOKENS + (gen.completion_tokens if judge.requests else 0)
         judge.completion_tokens = judge.requests * j.max_tokens
     return gen, judge
 
@@ -94,7 +97,8 @@ def _rehearse(recipe: Recipe) -> str:
     from synthloop.backends.fake import FakeBackend, canned_responders
     from synthloop.rounds import run
 
-    small = recipe.model_copy(deep=True)
+    # `update` does not re-validate (assigning a top-level section would, without the recipe's folder)
+    small = recipe.model_copy(deep=True, update={"student": None})
     small.plan.max_records = min(len(plan(recipe)), recipe.output.shard_size)
     small.rounds.count = 1
     small.rounds.records_per_round = None

@@ -79,6 +79,9 @@ class StudentConfig(_Section):
     external_command: str | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     steer: SteerConfig = Field(default_factory=SteerConfig)
+    #: Stop rule: the run ends after the round in which every evaluated skill reached this
+    #: accuracy (read by `synthloop.classroom`); None: run every round.
+    target_accuracy: float | None = Field(None, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _check(self) -> "StudentConfig":
