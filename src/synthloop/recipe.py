@@ -17,8 +17,8 @@ from synthloop.collapse.config import CollapseConfig
 from synthloop.curation.config import CurateConfig
 from synthloop.errors import RecipeError
 from synthloop.grounding.config import GroundingConfig
-from synthloop.student.config import StudentConfig
 from synthloop.seeds.config import SeedsConfig
+from synthloop.student.config import StudentConfig
 
 #: The plan's axes, as a cell names them (`[plan.weights.<axis>]`, `[[plan.exclude]]` keys).
 AXES = ("topic", "skill", "persona", "difficulty")

@@ -82,7 +82,7 @@ class Backend(Protocol):
 def with_retry_after(error: BackendError, seconds: float | None) -> BackendError:
     """Attach the server's Retry-After (seconds) to an error; the client waits at least that long
     before re-sending. Returns the same error so a backend can `return with_retry_after(...)`."""
-    error.retry_after = seconds
+    error.retry_after = seconds  # type: ignore[attr-defined]
     return error
 
 

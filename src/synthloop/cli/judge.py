@@ -77,11 +77,15 @@ async def _calibrate(recipe: Recipe, runs_dir: Path | None, *, order_check: bool
     panel = [(make_client(b, cache=cache), b.model) for b in recipe.judge.panel]
     rows: list[dict[str, Any]] = []
     try:
-        for rubric in sorted({t if recipe.judge.rubric == "auto" else recipe.judge.rubric for t in recipe.plan.tasks}):
+        from synthloop.tasks import judge_rubric
+
+        rubrics = {judge_rubric(t) if recipe.judge.rubric == "auto" else recipe.judge.rubric for t in recipe.plan.tasks}
+        for rubric in sorted(rubrics - {"none"}):
             judge = LLMJudge(client, rubric=rubric, min_score=recipe.judge.min_score, model=cfg.model,
                              max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                              samples=recipe.judge.samples, panel=panel)
             cal = await calibrate_judge(judge, recipe.judge, cache_path=run_dir / CALIBRATION_FILE, order_check=order_check)
+            mode: str
             try:
                 mode, error = gate_mode(cal, recipe.judge), ""
             except JudgeNotCalibrated as e:

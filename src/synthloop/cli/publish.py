@@ -22,7 +22,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     rd.read_manifest()
     publish(rd)
     review = human_review_counts(rd)
-    rows = sum(1 for _ in open(rd.export_dir / "train.jsonl", encoding="utf-8"))
+    with open(rd.export_dir / "train.jsonl", encoding="utf-8") as f:
+        rows = sum(1 for _ in f)
     print(f"published {rd.path}: {rows} rows in {rd.export_dir / 'train.jsonl'}; card {rd.card_path}; report {rd.report_path}")
     if review is not None:
         print(f"human review applied: {review['human_accepted']} human-accepted, {review['human_rejected']} human-rejected, "

@@ -139,16 +139,17 @@ class OverlapIndex:
         gram = window_hashes(ws, self.ngram)
         hit = self.ngrams.hits(gram)
         if len(hit):
-            slot = self.ngrams.first[int(gram[hit[0]])]
+            slot: int = self.ngrams.first[int(gram[hit[0]])]  # type: ignore[assignment]
             span = " ".join(words(text)[hit[0] : hit[0] + self.ngram])
-            return Match(self.ids[slot], "ngram", span)  # type: ignore[index]
+            return Match(self.ids[slot], "ngram", span)
         return self._substring(normalize(text)) if self.chars and len(self.windows.first) else None
 
     def _substring(self, norm: str) -> Match | None:
         assert self.chars
         hashes = window_hashes(_char_values(norm), self.w)
         for p in self.windows.hits(hashes).tolist():
-            slot, q = self.windows.first[int(hashes[p])]  # type: ignore[misc]
+            first: tuple[int, int] = self.windows.first[int(hashes[p])]  # type: ignore[assignment]
+            slot, q = first
             ref = self.texts[slot]
             start, length = _common_run(norm, p, ref, q, self.w)
             if length >= self.chars:

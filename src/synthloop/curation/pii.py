@@ -148,7 +148,7 @@ class PIIScrubber:
         for det in self.detectors:
             if det.needs is not None and not det.needs(text):
                 continue
-            text = det.pattern.sub(lambda m, d=det: self._replace(m, d, found), text)
+            text = det.pattern.sub(lambda m, d=det: self._replace(m, d, found), text)  # type: ignore[misc]
         return text, found
 
     @staticmethod

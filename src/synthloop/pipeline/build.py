@@ -54,11 +54,10 @@ def judge_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
     if not recipe.judge.enabled:
         return []
     from synthloop.backends import make_client
+    from synthloop.tasks import judge_rubric
     from synthloop.verifiers.calibration import CALIBRATION_FILE, prepare_judges
     from synthloop.verifiers.judge import LLMJudge
     from synthloop.verifiers.stages import JudgeStage
-
-    from synthloop.tasks import judge_rubric
 
     cfg, jc = res.judge_cfg, recipe.judge
     panel = [(make_client(b, cache=res.judge.cache, budget=res.judge.budget), b.model) for b in jc.panel]

@@ -118,7 +118,7 @@ def histogram(values: Sequence[float], bins: Sequence[float], title: str, thresh
             counts_ok[k] += 1
         else:
             counts_no[k] += 1
-    groups = [(f"{b:g}", {"accepted": counts_ok[k], "rejected": counts_no[k]}) for k, b in enumerate(bins)]
+    groups = [(f"{b:g}", {"accepted": float(counts_ok[k]), "rejected": float(counts_no[k])}) for k, b in enumerate(bins)]
     svg = grouped_bars(groups, [("accepted", ACCEPTED), ("rejected", REJECTED)], title)
     if threshold is None:
         return svg
@@ -291,12 +291,12 @@ def _score_plot(rd: Any, recipe: dict[str, Any]) -> str:
 
 
 def _skill_plot(m: Any) -> str:
-    per_round = [(s.round, ((s.extra or {}).get("student") or {}).get("per_skill")) for s in m.rounds]
-    per_round = [(r, d) for r, d in per_round if isinstance(d, dict) and d]
+    found = [(s.round, ((s.extra or {}).get("student") or {}).get("per_skill")) for s in m.rounds]
+    per_round: list[tuple[int, dict[str, Any]]] = [(r, d) for r, d in found if isinstance(d, dict) and d]
     if not per_round:
         return ""
-    skills = sorted({k for _, d in per_round for k in d})
-    series = {k: [_num(d.get(k)) for _, d in per_round] for k in skills}
+    skills = sorted({str(k) for _, d in per_round for k in d})
+    series: dict[str, Sequence[float | None]] = {k: [_num(d.get(k)) for _, d in per_round] for k in skills}
     return lines([f"round {r}" for r, _ in per_round], series, "student accuracy per skill", y_max=1.0)
 
 

@@ -38,14 +38,14 @@ def krippendorff_alpha(units: Iterable[Sequence[Any]]) -> float | None:
     pairable = [list(u) for u in units if len(u) >= 2]
     if not pairable:
         return None
-    coincidence: Counter[tuple[Any, Any]] = Counter()
+    coincidence: dict[tuple[Any, Any], float] = defaultdict(float)
     for u in pairable:
         m = len(u)
         for i, x in enumerate(u):
             for j, y in enumerate(u):
                 if i != j:
                     coincidence[(x, y)] += 1.0 / (m - 1)
-    n_c: Counter[Any] = Counter()
+    n_c: dict[Any, float] = defaultdict(float)
     for (x, _), w in coincidence.items():
         n_c[x] += w
     n = sum(n_c.values())

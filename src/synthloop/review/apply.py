@@ -49,7 +49,7 @@ def review_counts(rd: RunDir, rounds: Iterable[int], states: dict[str, ReviewSta
     c = ReviewCounts(reviewed=sum(s.label is not None for s in states.values()),
                      flagged=sum(s.flagged for s in states.values()))
     for kind in ("accepted", "rejected"):
-        for shard in rd.shards(kind, rounds):  # type: ignore[arg-type]
+        for shard in rd.shards(kind, rounds):
             for rid in pq.read_table(shard, columns=["id"]).column("id").to_pylist():
                 s = states.get(rid)
                 if s is None:
@@ -93,7 +93,7 @@ def calibration_rows(rd: RunDir, states: dict[str, ReviewState], max_chars: int 
     from synthloop.verifiers.judge import record_for_judging
 
     for kind in ("accepted", "rejected"):
-        for rec in rd.records(kind):  # type: ignore[arg-type]
+        for rec in rd.records(kind):
             s = states.get(rec.id)
             if s is None or s.label is None:
                 continue

@@ -149,7 +149,7 @@ class RecordIndex:
     def _signature(self) -> list[tuple[str, str, int, int]]:
         out = []
         for kind in ("accepted", "rejected"):
-            for p in self.rd.shards(kind):  # type: ignore[arg-type]
+            for p in self.rd.shards(kind):
                 st = p.stat()
                 out.append((kind, p.name, st.st_size, st.st_mtime_ns))
         return out

@@ -98,7 +98,7 @@ def export(review: Review, fmt: str, out: Path, records: Iterable[Record] | None
     if convert is None:
         raise StorageError(f"unknown interchange format {fmt!r}; use one of {', '.join(FORMATS)}")
     if records is None:
-        records = (r for kind in ("accepted", "rejected") for r in review.rd.records(kind))  # type: ignore[arg-type]
+        records = (r for kind in ("accepted", "rejected") for r in review.rd.records(kind))
     rows = [convert(r, review.state(r.id)) for r in records]
     atomic_write_text(Path(out), json.dumps(rows, ensure_ascii=False, indent=1))
     return len(rows)

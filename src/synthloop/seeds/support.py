@@ -11,10 +11,7 @@ import re
 
 _WORD = re.compile(r"[a-zà-ÿ]{4,}")
 STOP = frozenset(
-    """about above after again against also because been before being below between both could does doing down during each
-    even every from further have having here into itself just more most must only other over same should some such than that
-    their them then there these they this those through under until very were what when where which while whom will with
-    would your yours answer question chunk passage text""".split()
+    ["about", "above", "after", "again", "against", "also", "because", "been", "before", "being", "below", "between", "both", "could", "does", "doing", "down", "during", "each", "even", "every", "from", "further", "have", "having", "here", "into", "itself", "just", "more", "most", "must", "only", "other", "over", "same", "should", "some", "such", "than", "that", "their", "them", "then", "there", "these", "they", "this", "those", "through", "under", "until", "very", "were", "what", "when", "where", "which", "while", "whom", "will", "with", "would", "your", "yours", "answer", "question", "chunk", "passage", "text"]
 )
 
 

@@ -281,7 +281,7 @@ def run_epochs(model: Any, examples: list[tuple[list[int], list[int]]], cfg: Stu
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     total = cfg.epochs * math.ceil(len(examples) / cfg.batch_size)
-    rng, losses = random.Random(cfg.seed), []
+    rng, losses = random.Random(cfg.seed), list[float]()
     model.train()
     for epoch in range(cfg.epochs):
         for ids, mask, labels in batches(examples, cfg.batch_size, rng, pad_id):

@@ -15,7 +15,6 @@ from synthloop.tasks import instruction as _instruction  # noqa: E402,F401
 from synthloop.tasks import textbook as _textbook  # noqa: E402,F401
 from synthloop.tasks.base import TASKS  # noqa: E402
 from synthloop.tasks.spec import load_builtin_specs  # noqa: E402
-
 from synthloop.tasks.verify import register as _register_verifier  # noqa: E402
 
 load_builtin_specs()  # tasks written as data (tasks/builtin/*.toml): output_prediction

@@ -114,9 +114,9 @@ def parse_sections(text: str, schema: dict[str, Any]) -> dict[str, Any]:
         found.setdefault(key, text[m.end() : nxt.start() if nxt else len(text)].strip())
     code_props = [p for p, s in props.items() if isinstance(s, dict) and s.get("contentMediaType") == CODE_MEDIA]
     for p in code_props:
-        m = _CODE.search(found.get(p, "")) or (_CODE.search(text) if len(code_props) == 1 else None)
-        if m:
-            found[p] = m.group(1).strip()
+        code = _CODE.search(found.get(p, "")) or (_CODE.search(text) if len(code_props) == 1 else None)
+        if code:
+            found[p] = code.group(1).strip()
         else:
             found.pop(p, None)
     return {k: _coerce(v, props[k]) for k, v in found.items()}

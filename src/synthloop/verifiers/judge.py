@@ -80,8 +80,8 @@ def load_rubric(rubric: str | Path) -> Rubric:
     if isinstance(rubric, str) and rubric in BUILTIN_RUBRICS:
         folder = resources.files("synthloop.verifiers").joinpath("rubrics")
         text = folder.joinpath(f"{rubric}.md").read_text(encoding="utf-8")
-        examples = folder.joinpath(f"{rubric}.examples.jsonl")
-        return Rubric(rubric, text, _examples(examples.read_text(encoding="utf-8")) if examples.is_file() else ())
+        worked = folder.joinpath(f"{rubric}.examples.jsonl")
+        return Rubric(rubric, text, _examples(worked.read_text(encoding="utf-8")) if worked.is_file() else ())
     path = Path(rubric)
     if path.is_file():
         examples_path = path.with_name(f"{path.stem}.examples.jsonl")

@@ -68,13 +68,13 @@ def _sites_of(node: ast.AST) -> Iterator[tuple[str, str, Callable[[ast.AST], ast
     """(kind, change, how) for each mutation this node allows."""
     if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in _BINOP_SWAP:
         new = _BINOP_SWAP[type(node.op)]
-        yield "operator", f"`{_op(node.op)}` -> `{_op(new())}`", lambda n, new=new: _set(n, "op", new())
+        yield "operator", f"`{_op(node.op)}` -> `{_op(new())}`", lambda n, new=new: _set(n, "op", new())  # type: ignore[misc]
     elif isinstance(node, ast.BoolOp):
         new_bool = ast.Or if isinstance(node.op, ast.And) else ast.And
-        yield "operator", f"`{_op(node.op)}` -> `{_op(new_bool())}`", lambda n, new=new_bool: _set(n, "op", new())
+        yield "operator", f"`{_op(node.op)}` -> `{_op(new_bool())}`", lambda n, new=new_bool: _set(n, "op", new())  # type: ignore[misc]
     elif isinstance(node, ast.Compare) and type(node.ops[0]) in _CMP_SWAP:
         new_cmp = _CMP_SWAP[type(node.ops[0])]
-        yield "comparison", f"`{_op(node.ops[0])}` -> `{_op(new_cmp())}`", lambda n, new=new_cmp: _set(n, "ops", [new(), *n.ops[1:]])  # type: ignore[attr-defined]
+        yield "comparison", f"`{_op(node.ops[0])}` -> `{_op(new_cmp())}`", lambda n, new=new_cmp: _set(n, "ops", [new(), *n.ops[1:]])  # type: ignore[misc]
     elif isinstance(node, ast.Constant) and not isinstance(node.value, (bytes, type(None), type(...))):
         yield from _constant_sites(node)
     elif isinstance(node, ast.Return) and node.value is not None and not (isinstance(node.value, ast.Constant) and node.value.value is None):
@@ -112,7 +112,7 @@ def _range_plus_one(node: ast.AST) -> None:
 
 def _index_plus_one(node: ast.AST) -> None:
     assert isinstance(node, ast.Subscript)
-    node.slice = ast.BinOp(node.slice, ast.Add(), ast.Constant(1))  # type: ignore[arg-type]
+    node.slice = ast.BinOp(node.slice, ast.Add(), ast.Constant(1))
 
 
 _OP_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Div: "/", ast.Mod: "%", ast.Pow: "**",

@@ -7,6 +7,7 @@ judge's tokens and cost are added to the record's usage, so a record knows every
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from synthloop.pipeline.context import RunContext
 from synthloop.pipeline.generate import usage_of
 from synthloop.pipeline.stage import BatchStage, KeepResult
