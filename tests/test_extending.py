@@ -83,3 +83,36 @@ def test_a_registered_filter_rejects_with_its_reason(registered: None, tmp_path:
 def test_a_registered_steer_is_chosen_by_name(registered: None, tmp_path: Path) -> None:
     result = run(recipe(tmp_path, rounds={"count": 2, "steer": "favour_weak_skills"}))
     assert result.finished and result.rounds == 2
+
+
+class Shout:
+    """A backend is one method: answer a batch (here: the last message, in capitals)."""
+
+    name = "shout"
+    model = "shout-1"
+    batch_size = 4
+
+    async def generate(self, requests: list[object]) -> list[object]:
+        from synthloop.backends import Response
+
+        return [Response(text=r.messages[-1][1].upper(), prompt_tokens=1, completion_tokens=1) for r in requests]  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def test_a_registered_backend_is_chosen_by_name() -> None:
+    from synthloop.backends import BackendSpec, Request, make_client, register_backend
+    from synthloop.backends.registry import _BACKENDS
+    from synthloop.errors import RecipeError
+    from synthloop.recipe import BackendConfig
+
+    register_backend(BackendSpec("shout", lambda cfg: Shout(), "capitals, for the docs", free=True))  # type: ignore[arg-type,return-value]
+    try:
+        client = make_client(BackendConfig(backend="shout", model="shout-1"))
+        [answer] = client.complete_sync([Request.chat([{"role": "user", "content": "hello"}], model="shout-1")])
+        assert answer.text == "HELLO"  # type: ignore[union-attr]
+    finally:
+        _BACKENDS.pop("shout")
+    with pytest.raises(RecipeError, match="'teacher.backend': unknown backend 'shout': use one of local, openai_compat, fake"):
+        recipe_from_dict({"name": "x", "plan": {"topics": ["t"]}, "teacher": {"backend": "shout"}})

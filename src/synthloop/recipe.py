@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from synthloop.collapse.config import CollapseConfig
 from synthloop.curation.config import CurateConfig
@@ -73,7 +73,8 @@ class PlanConfig(Section):
 
 
 class BackendConfig(Section):
-    backend: Literal["local", "openai_compat", "fake"] = "local"
+    #: A registered backend (`synthloop.backends.registry`): "local", "openai_compat", "fake", or yours.
+    backend: str = "local"
     #: local: "smollm2-135m" (embedded), a .gguf file or an HF model directory.
     #: openai_compat: the server's model name.
     model: str = "smollm2-135m"
@@ -98,6 +99,16 @@ class BackendConfig(Section):
     price_prompt_per_1m: float | None = Field(None, ge=0)
     price_completion_per_1m: float | None = Field(None, ge=0)
 
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        from synthloop.backends.registry import backend_names
+
+        if name not in backend_names():
+            raise ValueError(f"unknown backend {name!r}: use one of {', '.join(backend_names())} "
+                             "(or register your own with synthloop.backends.register_backend)")
+        return name
+
     @model_validator(mode="after")
     def _needs_url(self) -> "BackendConfig":
         if self.backend == "openai_compat" and not self.base_url:
@@ -110,7 +121,9 @@ class BackendConfig(Section):
         """(prompt, completion) USD per million tokens; None when the model's price is unknown."""
         if self.price_prompt_per_1m is not None and self.price_completion_per_1m is not None:
             return self.price_prompt_per_1m, self.price_completion_per_1m
-        return (0.0, 0.0) if self.backend in ("local", "fake") else None
+        from synthloop.backends.registry import backend_spec
+
+        return (0.0, 0.0) if backend_spec(self.backend).free else None
 
 
 class JudgeConfig(Section):

@@ -15,28 +15,14 @@ from synthloop.backends.cache import RequestCache, Spent
 from synthloop.backends.client import Budget, Client, Parsed, ParseFailure
 from synthloop.backends.fake import FakeBackend, canned_responders
 from synthloop.backends.limits import worst_case_tokens
+from synthloop.backends.registry import BackendSpec, backend_names, backend_spec, register_backend
 from synthloop.recipe import BackendConfig
 
 
 def make_backend(cfg: BackendConfig) -> Backend:
-    """The backend a recipe's `[teacher]` (or `[judge.backend]`) section describes."""
-    if cfg.backend == "fake":
-        return FakeBackend(model=cfg.model, batch_size=cfg.batch_size or 8, responders=canned_responders())
-    if cfg.backend == "openai_compat":
-        from synthloop.backends.openai_compat import OpenAICompatBackend
-
-        assert cfg.base_url is not None  # guaranteed by BackendConfig's validator
-        return OpenAICompatBackend(
-            cfg.base_url,
-            cfg.model,
-            api_key_env=cfg.api_key_env,
-            timeout_s=cfg.timeout_s,
-            batch_size=cfg.batch_size or 1,
-            max_connections=cfg.concurrency,
-        )
-    from synthloop.backends.local import LocalBackend
-
-    return LocalBackend(cfg.model, batch_size=cfg.batch_size or 8)
+    """The backend a recipe's `[teacher]` (or `[judge.backend]`) section describes (by its
+    registered name: `backends/registry.py`)."""
+    return backend_spec(cfg.backend).factory(cfg)
 
 
 def make_client(
@@ -70,6 +56,7 @@ def make_client(
 
 __all__ = [
     "Backend",
+    "BackendSpec",
     "Budget",
     "Client",
     "FakeBackend",
@@ -79,8 +66,11 @@ __all__ = [
     "RequestCache",
     "Response",
     "Spent",
+    "backend_names",
+    "backend_spec",
     "make_backend",
     "make_client",
+    "register_backend",
     "retry_after",
     "canned_responders",
     "with_retry_after",

