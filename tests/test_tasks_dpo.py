@@ -28,7 +28,8 @@ def test_dpo_export_trains_with_trl_dpotrainer(tmp_path: Path) -> None:
     from synthloop.recipe import load_recipe
     from synthloop.rounds import run
 
-    recipe = load_recipe(EXAMPLES / "fractions.toml", overrides={"teacher.backend": "fake", "judge.enabled": False})
+    # the fake teacher's canned problems are one template a few words apart: near dedup would merge them
+    recipe = load_recipe(EXAMPLES / "fractions.toml", overrides={"teacher.backend": "fake", "judge.enabled": False, "curate.near.threshold": 0.99})
     run(recipe, runs_dir=tmp_path)
     rows = [json.loads(x) for x in (tmp_path / "fractions/export/dpo.jsonl").read_text().splitlines()]
     assert len(rows) >= 2
