@@ -97,3 +97,24 @@ def test_quality_filter_does_not_flip_on_swapped_names(tmp_path: Path) -> None:
                         AuditSet("g", [Record(id=r["id"], text=r["text"]) for r in rows]), AuditConfig(bootstrap=20))
     assert report.counterfactual is not None and report.counterfactual.swappable == 200
     assert report.counterfactual.flips == 0 and report.flags == []
+
+
+def test_field_axes_with_no_shared_value_are_incomparable_not_flagged() -> None:
+    syn = AuditSet("s", [Record(id=str(i), text="x", topic=f"mine-{i % 3}") for i in range(90)])
+    gold = AuditSet("g", [Record(id=str(i), text="y", topic=f"theirs-{i % 3}") for i in range(90)])
+    report = audit_bias(syn, gold, AuditConfig(counterfactual_sample=0))
+    topic = next(a for a in report.axes if a.axis == "topic")
+    assert topic.status == "incomparable" and topic.distance is None and report.flags == []
+    assert next(a for a in report.axes if a.axis == "gender").status == "insufficient"
+
+
+def test_audit_of_a_run_directory_writes_its_report(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('name = "aud"\n[plan]\ntopics = ["itertools"]\nmax_records = 2\n[teacher]\nbackend = "fake"\n'
+                      "[curate.near]\nthreshold = 0.97\n")
+    assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    run = tmp_path / "runs" / "aud"
+    assert main(["audit", "bias", str(run), "--golden", "python-docs", "--bootstrap", "10"]) == 0
+    data = json.loads((run / "audit_bias.json").read_text())
+    assert data["records"]["golden"] > 500 and data["records"]["synthetic"] >= 1 and data["flagged"] is False
+    assert {a["axis"] for a in data["axes"]} == {"gender", "age", "region", "name", "persona", "topic", "skill"}

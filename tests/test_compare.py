@@ -47,3 +47,19 @@ def test_compare_table_on_fake_run(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     assert main(["compare", "--golden", "python-docs", str(tmp_path)]) == 2
+
+
+def test_accuracy_counts_undecided_verdicts_apart() -> None:
+    from synthloop.audit.compare import accuracy
+    from synthloop.records import Record, Verdict
+
+    recs = [Record(id="a", verdicts=[Verdict("verify", "tests", True, reason="passed: 2/2"),
+                                     Verdict("judge", "judge", True, 4.0, "advisory: uncalibrated judge")]),
+            Record(id="b", verdicts=[Verdict("verify", "tests", False, reason="failed: 0/2"),
+                                     Verdict("verify", "snippets", True, reason="unchecked: no runnable claim"),
+                                     Verdict("judge", "judge", True, reason="unjudged: no rubric")])]
+    acc = accuracy(recs)
+    assert acc["verifiers"]["tests"] == {"decided": 2, "pass_rate": 0.5}
+    assert acc["verifiers"]["snippets"] == {"decided": 0, "pass_rate": None, "unchecked": 1}
+    assert acc["judge_scored"] == 0 and acc["judge_mean_score"] is None and acc["advisory_judge_mean_score"] == 4.0
+    assert (acc["judge_advisory"], acc["judge_unjudged"]) == (1, 1)

@@ -26,8 +26,9 @@ class AxisResult:
     synthetic_share: list[float]
     golden_share: list[float]
     mentions: tuple[int, int]  # records mentioning the axis: (synthetic, golden)
-    distance: Distance | None  # None: too few mentions to judge
+    distance: Distance | None  # None: not judged (see `note`)
     flags: list[str] = field(default_factory=list)
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"axis": self.axis, "categories": list(self.categories),
@@ -35,7 +36,14 @@ class AxisResult:
                 "golden_share": [round(x, 6) for x in self.golden_share],
                 "mentions": {"synthetic": self.mentions[0], "golden": self.mentions[1]},
                 "distance": self.distance.to_json() if self.distance else None,
-                "status": "flag" if self.flags else ("ok" if self.distance else "insufficient"), "flags": self.flags}
+                "status": self.status, "note": self.note, "flags": self.flags}
+
+    @property
+    def status(self) -> str:
+        """flag | ok | insufficient (too few mentions) | incomparable (a field axis sharing no value)."""
+        if self.flags:
+            return "flag"
+        return "ok" if self.distance else ("incomparable" if self.note.startswith("no value") else "insufficient")
 
 
 @dataclass
@@ -99,10 +107,15 @@ def _reindex(a: AxisCounts, cats: tuple[str, ...]) -> AxisCounts:
 
 
 def _axis_result(s: AxisCounts, g: AxisCounts, cfg: AuditConfig) -> AxisResult:
+    disjoint = s.axis in FIELD_AXES and not set(s.categories) & set(g.categories)
     s, g = _aligned(s, g)
     mentions = (int(s.presence.any(axis=1).sum()), int(g.presence.any(axis=1).sum()))
     res = AxisResult(s.axis, s.categories, shares(s.totals).tolist(), shares(g.totals).tolist(), mentions, None)
     if min(mentions) < cfg.min_mentions or len(s.categories) < 2:
+        res.note = f"fewer than {cfg.min_mentions} records mention it on one side"
+        return res
+    if disjoint:
+        res.note = "no value in common: the two sets name their categories differently"
         return res
     res.distance = d = compare(s.presence, g.presence, boot=cfg.bootstrap, seed=cfg.seed)
     if d.tv.low > cfg.max_tv:

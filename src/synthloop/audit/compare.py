@@ -18,6 +18,8 @@ from synthloop.records import Record
 from synthloop.storage import RunDir, atomic_write_text
 
 COMPARE_FILE = "compare.json"
+#: Verdict reason prefixes that mean the verifier decided nothing about the record.
+UNDECIDED = ("unchecked", "advisory", "unjudged")
 #: Texts per side for the diversity indicators (distinct-n depends on sample size: both sides equal).
 DIVERSITY_SAMPLE = 2000
 
@@ -78,25 +80,36 @@ def pii_rate(records: Sequence[Record]) -> dict[str, Any]:
 
 
 def accuracy(records: Sequence[Record]) -> dict[str, Any]:
-    """Per verifier, the pass rate over every record it decided; judge scores; and, honestly, how many
-    judge verdicts only advised (`advisory:`) or were never judged (`unjudged:`)."""
-    by_name: dict[str, list[bool]] = {}
-    scores: list[float] = []
-    advisory = unjudged = 0
+    """Per verifier, the pass rate over the records it actually decided. Verdicts that decided
+    nothing are counted apart, never as passes: `unchecked:` (nothing checkable), `advisory:` (an
+    uncalibrated judge that only advised), `unjudged:` (a task without a rubric). The judge's mean
+    score is over gating verdicts; an advisory judge's mean is reported separately."""
+    decided: dict[str, list[bool]] = {}
+    undecided: dict[str, dict[str, int]] = {}
+    scores: dict[str, list[float]] = {"gate": [], "advisory": []}
     for r in records:
         for v in r.verdicts:
-            if v.reason.startswith("advisory:"):
-                advisory += 1
-            elif v.reason.startswith("unjudged:"):
-                unjudged += 1
+            kind = next((k for k in UNDECIDED if v.reason.startswith(k + ":")), None)
+            if kind is None:
+                decided.setdefault(v.name, []).append(v.ok)
             else:
-                by_name.setdefault(v.name, []).append(v.ok)
-            if v.name == "judge" and v.score is not None:
-                scores.append(v.score)
-    rates = {name: {"decided": len(oks), "pass_rate": round(sum(oks) / len(oks), 4)} for name, oks in sorted(by_name.items())}
-    return {"verifiers": rates, "judge_mean_score": _r(statistics.fmean(scores) if scores else None),
-            "judge_scored": len(scores), "judge_advisory": advisory, "judge_unjudged": unjudged,
+                counts = undecided.setdefault(v.name, {})
+                counts[kind] = counts.get(kind, 0) + 1
+            if v.name == "judge" and v.score is not None and kind in (None, "advisory"):
+                scores["advisory" if kind else "gate"].append(v.score)
+    names = sorted(set(decided) | set(undecided))
+    rates = {n: {"decided": len(decided.get(n, [])),
+                 "pass_rate": round(sum(decided[n]) / len(decided[n]), 4) if decided.get(n) else None,
+                 **undecided.get(n, {})} for n in names}
+    return {"verifiers": rates, "judge_mean_score": _mean(scores["gate"]), "judge_scored": len(scores["gate"]),
+            "advisory_judge_mean_score": _mean(scores["advisory"]),
+            "judge_advisory": undecided.get("judge", {}).get("advisory", 0),
+            "judge_unjudged": undecided.get("judge", {}).get("unjudged", 0),
             "golden": "human-written: not verified by synthloop"}
+
+
+def _mean(xs: list[float]) -> float | None:
+    return _r(statistics.fmean(xs)) if xs else None
 
 
 def _diversity_pair(synthetic: Sequence[Record], golden: Sequence[Record]) -> dict[str, Any]:

@@ -50,7 +50,9 @@ def cmd_bias(args: argparse.Namespace) -> int:
     for flag in report.flags:
         con.print(f"[bold red]flag:[/] {flag}", highlight=False)
     if not report.flags:
-        con.print("[green]no axis flagged[/]")
+        unjudged = [a.axis for a in report.axes if a.distance is None]
+        con.print("[green]no axis flagged[/]" + (f" ({len(unjudged)} of {len(report.axes)} axes not judged: "
+                                                  f"{', '.join(unjudged)}; see the status column)" if unjudged else ""))
     return 1 if report.flags else 0
 
 
@@ -60,7 +62,7 @@ def report_table(report: BiasReport) -> Table:
         t.add_column(col)
     for a in report.axes:
         d = a.distance
-        status = "[bold red]flag[/]" if a.flags else ("ok" if d else "[dim]insufficient[/]")
+        status = "[bold red]flag[/]" if a.flags else ("ok" if d else f"[dim]{a.status}[/]")
         t.add_row(a.axis, f"{a.mentions[0]}/{a.mentions[1]}",
                   f"{d.tv.value:.3f} [{d.tv.low:.3f}, {d.tv.high:.3f}]" if d else "—",
                   f"{d.js.value:.3f} [{d.js.low:.3f}, {d.js.high:.3f}]" if d else "—",

@@ -54,9 +54,12 @@ def render_table(t: dict[str, Any]) -> Table:
                 "not measured (human labour)")
     out.add_row("privacy", f"{_f(syn_p['records_with_pii_per_1000'])} records with PII per 1,000",
                 f"{_f(gold_p['records_with_pii_per_1000'])} per 1,000")
-    rates = ", ".join(f"{k} {v['pass_rate']:.0%}" for k, v in acc["verifiers"].items()) or "no verifier decided"
-    judge = (f"; judge mean {_f(acc['judge_mean_score'])}" if acc["judge_scored"] else "") + \
-        (f"; {acc['judge_advisory']} advisory, {acc['judge_unjudged']} unjudged" if acc["judge_advisory"] or acc["judge_unjudged"] else "")
+    rates = ", ".join(f"{k} {v['pass_rate']:.0%} of {v['decided']}" for k, v in acc["verifiers"].items()
+                      if v["pass_rate"] is not None) or "no verifier decided"
+    judge = f"; judge mean {_f(acc['judge_mean_score'])}" if acc["judge_scored"] else ""
+    if acc["judge_advisory"] or acc["judge_unjudged"]:
+        judge += (f"; judge: {acc['judge_advisory']} advisory (mean {_f(acc['advisory_judge_mean_score'])}, not gating), "
+                  f"{acc['judge_unjudged']} unjudged")
     out.add_row("accuracy", rates + judge, acc["golden"])
     out.add_row("diversity", _div(syn_d), _div(gold_d))
     out.add_row("structure", _struct(syn_s), _struct(gold_s))
