@@ -118,3 +118,21 @@ def test_audit_of_a_run_directory_writes_its_report(tmp_path: Path) -> None:
     data = json.loads((run / "audit_bias.json").read_text())
     assert data["records"]["golden"] > 500 and data["records"]["synthetic"] >= 1 and data["flagged"] is False
     assert {a["axis"] for a in data["axes"]} == {"gender", "age", "region", "name", "persona", "topic", "skill"}
+
+
+def test_counterfactual_measures_a_judges_flips() -> None:
+    from synthloop.audit.counterfactual import judge_decision
+    from synthloop.backends.base import Request
+    from synthloop.backends.client import Client
+    from synthloop.backends.fake import FakeBackend
+    from synthloop.verifiers.judge import LLMJudge, judged_text
+
+    def biased(request: Request) -> str:  # scores texts about women low: the flip test must catch it
+        return f"Score: {1 if ' she ' in judged_text(request).lower() else 4}\nReason: graded."
+
+    judge = LLMJudge(Client(FakeBackend(responder=biased)), rubric="instruction", min_score=3)
+    recs = [Record(id=str(i), messages=[{"role": "user", "content": f"Question {i}?"},
+                                        {"role": "assistant", "content": f"Then she sorts list {i} with sorted()."}])
+            for i in range(6)]
+    result = flip_test(recs, None, "judge", sample=10, decide_batch=judge_decision(judge))
+    assert (result.swappable, result.flips) == (6, 6)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from synthloop.audit.config import AuditConfig
-from synthloop.audit.counterfactual import Decision, FlipResult, flip_test, quality_decision
+from synthloop.audit.counterfactual import BatchDecision, Decision, FlipResult, flip_test
 from synthloop.audit.counts import FIELD_AXES, AxisCounts, Lexicon, field_counts
 from synthloop.audit.data import AuditSet
 from synthloop.audit.stats import Distance, compare, shares, total_variation
@@ -66,9 +66,10 @@ class BiasReport:
 
 
 def audit_bias(synthetic: AuditSet, golden: AuditSet, cfg: AuditConfig | None = None,
-               decide: Decision | None = None, decision_name: str = "quality") -> BiasReport:
-    """Audit `synthetic` against `golden`. `decide` (default: the quality filter's keep()) is the
-    decision the counterfactual test re-runs; pass a judge's accept() to test a judge."""
+               decide: Decision | None = None, decision_name: str = "quality",
+               decide_batch: BatchDecision | None = None) -> BiasReport:
+    """Audit `synthetic` against `golden`. The counterfactual test re-runs `decide` (default: the
+    quality filter's keep()) or `decide_batch` (e.g. `counterfactual.judge_decision(judge)`)."""
     cfg = cfg or AuditConfig()
     lex = Lexicon()
     syn_axes, gold_axes = _axes(synthetic, lex), _axes(golden, lex)
@@ -76,7 +77,7 @@ def audit_bias(synthetic: AuditSet, golden: AuditSet, cfg: AuditConfig | None = 
     drift = _drift(synthetic, syn_axes, cfg)
     cf = None
     if cfg.counterfactual_sample:
-        cf = flip_test(synthetic.records, decide or quality_decision(), decision_name, cfg.counterfactual_sample)
+        cf = flip_test(synthetic.records, decide, decision_name, cfg.counterfactual_sample, decide_batch)
     flags = [f for a in axes for f in a.flags] + [f for d in drift for f in d["flags"]]
     if cf and cf.swappable and cf.rate > cfg.max_flip_rate:
         flags.append(f"counterfactual: {cf.decision} decision flips on {cf.rate:.1%} of {cf.swappable} swapped "

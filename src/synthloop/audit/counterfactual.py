@@ -7,12 +7,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthloop.audit.lexicon import swap_table
 from synthloop.records import Record
 
+if TYPE_CHECKING:
+    from synthloop.verifiers.judge import LLMJudge
+
 Decision = Callable[[Record], bool]
+#: Decides many records at once (a judge batches its requests).
+BatchDecision = Callable[[list[Record]], list[bool]]
 
 _TABLE = swap_table()
 _PATTERN = re.compile(r"(?<![\w-])(" + "|".join(sorted(map(re.escape, _TABLE), key=len, reverse=True)) + r")(?![\w-])",
@@ -48,6 +53,24 @@ def quality_decision() -> Decision:
     return lambda r: flt.keep(r) is True
 
 
+def judge_decision(judge: "LLMJudge") -> BatchDecision:
+    """A judge's accept decision (median score >= its min_score; unparseable = reject), batched so
+    the originals and their swapped copies go to the judge's client together."""
+    import asyncio
+
+    from synthloop.verifiers.judge import judge_records
+
+    def decide(records: list[Record]) -> list[bool]:
+        scored = asyncio.run(judge_records([(judge, r) for r in records]))
+        return [s.score is not None and s.score >= judge.min_score for s in scored]
+
+    return decide
+
+
+def batched(decide: Decision) -> BatchDecision:
+    return lambda records: [decide(r) for r in records]
+
+
 @dataclass
 class FlipResult:
     decision: str
@@ -64,21 +87,19 @@ class FlipResult:
                 "flip_rate": round(self.rate, 6), "examples": self.examples}
 
 
-def flip_test(records: Sequence[Record], decide: Decision, name: str, sample: int) -> FlipResult:
-    """Decide each record with a swappable term (up to `sample`) before and after the swap."""
-    result = FlipResult(name)
-    for r in records:
-        if result.swappable >= sample:
-            break
-        if not _PATTERN.search(r.main_text()):
-            continue
-        result.swappable += 1
-        before, after = decide(r), decide(swap_record(r))
+def flip_test(records: Sequence[Record], decide: Decision | None, name: str, sample: int,
+              decide_batch: BatchDecision | None = None) -> FlipResult:
+    """Decide each record with a swappable term (up to `sample`) before and after the swap: with
+    `decide` one record at a time, or with `decide_batch` all of them in one call."""
+    chosen = [r for r in records if _PATTERN.search(r.main_text())][:sample]
+    run = decide_batch or batched(decide or quality_decision())
+    decisions = run(chosen + [swap_record(r) for r in chosen]) if chosen else []
+    result = FlipResult(name, swappable=len(chosen))
+    for r, before, after in zip(chosen, decisions[:len(chosen)], decisions[len(chosen):]):
         if before != after:
             result.flips += 1
             if len(result.examples) < 5:
                 result.examples.append({"id": r.id, "before": before, "after": after})
     return result
 
-
-__all__ = ["Decision", "FlipResult", "flip_test", "quality_decision", "swap_record", "swap_text"]
+__all__ = ["BatchDecision", "Decision", "FlipResult", "batched", "flip_test", "judge_decision", "quality_decision", "swap_record", "swap_text"]
