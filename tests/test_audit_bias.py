@@ -136,3 +136,12 @@ def test_counterfactual_measures_a_judges_flips() -> None:
             for i in range(6)]
     result = flip_test(recs, None, "judge", sample=10, decide_batch=judge_decision(judge))
     assert (result.swappable, result.flips) == (6, 6)
+
+
+def test_audit_run_is_the_library_call(tmp_path: Path) -> None:
+    from synthloop.audit import AUDIT_FILE, audit_run
+
+    (tmp_path / "manifest.json").write_text("{}")
+    golden = _write(tmp_path / "golden.jsonl", _rows(100, 0.5, seed=1))
+    report = audit_run(tmp_path, str(golden), AuditConfig(counterfactual_sample=0))
+    assert report.records == (0, 100) and (tmp_path / AUDIT_FILE).is_file()

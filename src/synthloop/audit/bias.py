@@ -165,8 +165,22 @@ def drift_tv(a: np.ndarray, b: np.ndarray) -> float:
     return float(total_variation(shares(a.sum(axis=0).astype(np.float64)), shares(b.sum(axis=0).astype(np.float64))))
 
 
+#: The audit's report in a run directory (what a round report or the card may read).
+AUDIT_FILE = "audit_bias.json"
+
+
+def audit_run(run_dir: Path, golden: str, cfg: AuditConfig | None = None) -> BiasReport:
+    """Audit a run directory's accepted records against `golden` ("python-docs" or a file) and
+    write `audit_bias.json` into it: the call for a round's report."""
+    from synthloop.audit.data import load_set
+
+    report = audit_bias(load_set(run_dir), load_set(golden), cfg)
+    write_report(report, run_dir / AUDIT_FILE)
+    return report
+
+
 def write_report(report: BiasReport, path: Path) -> None:
     atomic_write_text(path, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
-__all__ = ["AxisResult", "BiasReport", "audit_bias", "drift_tv", "write_report"]
+__all__ = ["AUDIT_FILE", "AxisResult", "BiasReport", "audit_bias", "audit_run", "drift_tv", "write_report"]

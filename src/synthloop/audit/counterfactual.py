@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from synthloop.audit.lexicon import swap_table
@@ -91,7 +92,7 @@ def flip_test(records: Sequence[Record], decide: Decision | None, name: str, sam
               decide_batch: BatchDecision | None = None) -> FlipResult:
     """Decide each record with a swappable term (up to `sample`) before and after the swap: with
     `decide` one record at a time, or with `decide_batch` all of them in one call."""
-    chosen = [r for r in records if _PATTERN.search(r.main_text())][:sample]
+    chosen = list(islice((r for r in records if _PATTERN.search(r.main_text())), sample))
     run = decide_batch or batched(decide or quality_decision())
     decisions = run(chosen + [swap_record(r) for r in chosen]) if chosen else []
     result = FlipResult(name, swappable=len(chosen))

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from synthloop.audit import BiasReport, audit_bias, load_config, load_set, write_report
+from synthloop.audit import AUDIT_FILE, BiasReport, audit_bias, load_config, load_set, write_report
 
 
 def add_parser(sub: Any) -> None:
@@ -43,7 +43,7 @@ def cmd_bias(args: argparse.Namespace) -> int:
     report = audit_bias(load_set(args.data), load_set(args.golden), cfg)
     con = Console() if Console().is_terminal else Console(width=160)
     con.print(report_table(report))
-    out = args.out or (Path(args.data) / "audit_bias.json" if Path(args.data).is_dir() else None)
+    out = args.out or (Path(args.data) / AUDIT_FILE if Path(args.data).is_dir() else None)
     if out:
         write_report(report, out)
         con.print(f"report written to {out}")
