@@ -96,8 +96,10 @@ def test_review_in_the_browser(server: tuple[str, RunDir], page: Any) -> None:
     assert total == sum(1 for k in ("accepted", "rejected") for _ in rd.records(k))  # type: ignore[arg-type]
 
     # filter: the judge's low scores only
+    shown = pg.locator("#match-count").inner_text()
     pg.select_option("#reason", "judge_score_low")
-    pg.wait_for_function("() => document.querySelector('#page-info').textContent.includes('of')")
+    # the count changes once the filtered page has arrived (before that it still shows the total)
+    pg.wait_for_function("t => document.querySelector('#match-count').textContent != t", arg=shown)
     wait_rows(pg)
     low = int(pg.locator("#match-count").inner_text())
     assert 0 < low < total

@@ -82,7 +82,7 @@ def test_rubric_by_path_and_unknown_rubric(tmp_path: Path) -> None:
     path.write_text("Grade for house style.\nScore: N\nReason: ...")
     assert load_rubric(path).name == "house_style"
     assert load_rubric(str(path)).text.startswith("Grade for house style")
-    with pytest.raises(VerifierError, match="instruction, safety, textbook"):
+    with pytest.raises(VerifierError, match="instruction, refusal, safety, textbook"):
         load_rubric("no-such-rubric")
 
 

@@ -12,7 +12,7 @@ import sys
 from synthloop.errors import SynthloopError
 
 #: Subcommand modules, in `--help` order. A new command is one file here plus one name below.
-COMMANDS = ["run", "classroom", "inspect", "backends", "curate", "collapse", "judge", "expand", "review", "publish"]
+COMMANDS = ["run", "classroom", "inspect", "backends", "curate", "collapse", "judge", "expand", "review", "publish", "audit", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:

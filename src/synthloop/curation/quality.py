@@ -29,6 +29,13 @@ REFUSAL = re.compile(
     r"|i'm sorry,? but i (?:cannot|can't)|(?:violates|against) (?:my|openai's) (?:guidelines|policy|policies))",
     re.I,
 )
+#: A reply that declines, in any wording a refusal-teaching task accepts (wider than REFUSAL, which
+#: only catches the boilerplate that must never reach a training target).
+DECLINE = re.compile(
+    r"\bi (?:can['’]?t|cannot|can not|won['’]t|will not|must decline|have to decline)\b"
+    r"|\bi(?: am|['’]m) (?:not able|unable|not going) to\b|\bi['’]m sorry,? but\b",
+    re.I,
+)
 #: Template and artefact text: a record containing these was not finished by its writer.
 BOILERPLATE = re.compile(
     r"lorem ipsum|\[insert [^\]]*\]|as of my (?:last )?(?:knowledge|training) (?:cutoff|update)"
@@ -151,12 +158,45 @@ class QualityFilter(Filter):
 
     def _phrases(self, record: Record, text: str, tokens: list[str]) -> str | None:
         full = record.main_text()
-        if self.cfg.refusals and not record.task.startswith("safety"):
-            m = REFUSAL.search(full)
-            if m:
-                return f"refusal: '{m.group(0)}'"
+        if self.cfg.refusals:
+            reason = refusal_reason(record, full)
+            if reason:
+                return reason
         m = BOILERPLATE.search(full)
         return f"boilerplate: '{m.group(0)}'" if m else None
 
 
-__all__ = ["BOILERPLATE", "REFUSAL", "QualityFilter", "dup_line_ratio", "dup_ngram_char_ratio", "prose"]
+def refusal_policy(task: str) -> str:
+    """The task's `refusal` policy (`TaskSpec.refusal`): "filter" unless a recipe-defined task says
+    "expected" or "forbidden". Legacy tasks named `safety*` keep their refusals ("allowed")."""
+    from synthloop.tasks.base import TASKS
+
+    compiled = getattr(TASKS.get(task), "compiled", None)
+    policy = getattr(getattr(compiled, "spec", None), "refusal", "filter")
+    if policy == "filter" and task.startswith("safety"):
+        return "allowed"
+    return str(policy)
+
+
+def reply_text(record: Record) -> str:
+    """What the assistant said: the last assistant turn, else the answer, else the whole record."""
+    turns = [m.get("content", "") for m in record.messages if m.get("role") == "assistant"]
+    return turns[-1] if turns else (record.answer or record.main_text())
+
+
+def refusal_reason(record: Record, full: str) -> str | None:
+    """Why the refusal rule rejects `record` under its task's policy, or None."""
+    policy = refusal_policy(record.task)
+    if policy == "allowed":
+        return None
+    if policy == "expected":
+        reply = reply_text(record)
+        return None if DECLINE.search(reply) or REFUSAL.search(reply) else "no refusal: the task expects the reply to decline"
+    if policy == "forbidden":
+        m = DECLINE.search(reply_text(record)) or REFUSAL.search(reply_text(record))
+        return f"over-refusal: '{m.group(0)}' (a benign look-alike request must be answered)" if m else None
+    m = REFUSAL.search(full)
+    return f"refusal: '{m.group(0)}'" if m else None
+
+
+__all__ = ["BOILERPLATE", "DECLINE", "REFUSAL", "refusal_policy", "refusal_reason", "reply_text", "QualityFilter", "dup_line_ratio", "dup_ngram_char_ratio", "prose"]

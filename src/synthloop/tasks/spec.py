@@ -97,6 +97,10 @@ class TaskSpec(_Section):
     rubric: str = "instruction"
     #: One record per seed chunk (`[seeds]`); prompts may use `{{ chunk }}` and `{{ source }}`.
     seeds: bool = False
+    #: The curation refusal filter's policy for this task's records: "filter" (refusals are
+    #: rejected), "expected" (the task teaches declining: refusals are kept and a reply that does not
+    #: decline is rejected), "forbidden" (benign look-alikes: a refusal is rejected as over-refusal).
+    refusal: Literal["filter", "expected", "forbidden"] = "filter"
     #: Output property -> Jinja2 template: the fake backend's answer (tests, --dry-run).
     fake: dict[str, Any] = {}
 

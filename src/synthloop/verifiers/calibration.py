@@ -41,7 +41,7 @@ from synthloop.records import Record, canonical_json
 from synthloop.verifiers.judge import LLMJudge, Scored, judge_records
 
 #: Rubrics with a built-in calibration set.
-BUILTIN_SETS = ("textbook", "instruction")
+BUILTIN_SETS = ("textbook", "instruction", "refusal")
 #: In the run directory: cached calibrations, and which one each rubric's judge uses.
 CALIBRATION_FILE = "judge_calibration.json"
 LABELS = ("good", "bad")

@@ -34,7 +34,7 @@ from synthloop.errors import VerifierError
 from synthloop.records import Record, Verdict
 
 SCALE_MIN, SCALE_MAX = 1, 5
-BUILTIN_RUBRICS = ("instruction", "safety", "textbook")
+BUILTIN_RUBRICS = ("instruction", "refusal", "safety", "textbook")
 #: The content to judge sits between these lines in the prompt (the fake judge looks there too).
 BEGIN, END = "<<<BEGIN RECORD>>>", "<<<END RECORD>>>"
 LOW_QUALITY_MARKER = "LOW-QUALITY"
