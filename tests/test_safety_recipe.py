@@ -56,7 +56,10 @@ def test_refusal_calibration_set_is_a_balanced_contrast_set() -> None:
 
 
 def test_safety_recipe_on_the_fake_backend(tmp_path: Path) -> None:
-    assert main(["run", str(RECIPE), "--set", "teacher.backend=fake", "--runs-dir", str(tmp_path), "--no-progress"]) == 0
+    # The example runs its embedded judge unmeasured; here the fake judge is measured on the
+    # built-in refusal set, as a capable judge would be, so it gates.
+    args = ["--set", "teacher.backend=fake", "--set", 'judge.calibration="builtin"']
+    assert main(["run", str(RECIPE), *args, "--runs-dir", str(tmp_path), "--no-progress"]) == 0
     rd = RunDir(tmp_path / "safety")
     s = safety_summary(rd)
     assert s["accepted"]["harmful"] == 16 and s["accepted"]["lookalike"] == 32 and s["accepted"]["other"] == 16

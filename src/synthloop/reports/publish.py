@@ -7,6 +7,7 @@ failed its collapse check with `stop_on_fail`, and any round after it, is never 
 
     export/train.jsonl   accepted synthetic records of the published rounds, with their lineage
     export/mix.jsonl     the published round's training mix (golden + synthetic), with [grounding]
+    provenance.json      machine-readable marking: what generated the data, when, verified how (docs/provenance.md)
 
 With human decisions (`review/decisions.jsonl`, made by `synthloop review`), train.jsonl applies
 them: a record a person rejected is left out, a rejected record a person accepted is put in, edits
@@ -28,6 +29,7 @@ from synthloop.records import Record
 from synthloop.reports.card import render_card
 from synthloop.reports.funnel import read_funnel, read_recipe
 from synthloop.reports.html import render_html
+from synthloop.reports.provenance import write_provenance
 from synthloop.storage import RunDir, atomic_write, atomic_write_text
 
 
@@ -38,6 +40,7 @@ def publish(rd: RunDir) -> None:
     funnel = read_funnel(rd)
     manifest, recipe = rd.read_manifest(), read_recipe(rd)
     review = human_review_counts(rd)
+    write_provenance(rd)
     atomic_write_text(rd.card_path, render_card(manifest, recipe, funnel, review=review))
     atomic_write_text(rd.report_path, render_html(manifest, recipe, funnel, rd, review=review))
 
