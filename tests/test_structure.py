@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                 "synthloop.verifiers", "synthloop.student", "synthloop.seeds"]),
     ("pipeline", ["synthloop.pipeline.plan", "synthloop.pipeline.generate", "synthloop.pipeline.build",
                   "synthloop.pipeline.filters", "synthloop.verifiers.stages", "synthloop.engines"]),
-    ("run", ["synthloop.reports", "synthloop.rounds", "synthloop.review", "synthloop.classroom"]),
+    ("run", ["synthloop.reports", "synthloop.rounds", "synthloop.review", "synthloop.classroom", "synthloop.audit"]),
     ("entry", ["synthloop.cli", "synthloop"]),
 ]
 
@@ -33,7 +33,8 @@ def module_name(path: Path) -> str:
 
 
 def layer(module: str) -> int:
-    """The layer of the most specific pattern that matches `module`."""
+    """The layer of the most specific pattern that matches `module` (a module no pattern names is
+    an error: every new package must be placed in a layer)."""
     best, rank = -1, 0
     for i, (_, patterns) in enumerate(LAYERS):
         for p in patterns:
@@ -41,6 +42,7 @@ def layer(module: str) -> int:
                 return 0
             if (module == p or module.startswith(p + ".")) and len(p) > best:
                 best, rank = len(p), i
+    assert best >= 0, f"{module} is in no layer: add it to LAYERS"
     return rank
 
 
