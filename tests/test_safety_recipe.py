@@ -67,6 +67,9 @@ def test_safety_recipe_on_the_fake_backend(tmp_path: Path) -> None:
     assert s["refusal_rate"] == {"harmful": 1.0, "lookalike": 0.0, "other": 0.0}
     calibration = (rd.path / "judge_calibration.json").read_text()
     assert '"refusal"' in calibration and '"gate"' in calibration
+    card = (rd.path / "README.md").read_text()
+    assert "## Safety balance" in card and "16 harmful requests with refusals, 32 benign look-alikes" in card
+    assert "look-alike share 67%" in card and "harmful 100%, look-alike 0%" in card
 
 
 def test_summary_counts_rejections_by_the_refusal_rule() -> None:

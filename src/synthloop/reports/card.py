@@ -21,7 +21,8 @@ def status_line(m: Manifest) -> str:
     return f"not finished ({why})"
 
 
-def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel, review: dict[str, int] | None = None) -> str:
+def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel, review: dict[str, int] | None = None,
+                safety: dict[str, Any] | None = None) -> str:
     teacher = recipe.get("teacher", {})
     teacher_name = f"{teacher.get('backend', '?')}:{teacher.get('model', '?')}"
     judge = recipe.get("judge", {})
@@ -73,6 +74,7 @@ def render_card(manifest: Manifest, recipe: dict[str, Any], f: Funnel, review: d
         mean = sum(f.judge_scores) / len(f.judge_scores)
         lines += [f"Judge scores: mean {mean:.2f} over {len(f.judge_scores)} judged records.", ""]
     lines += [
+        *_safety(safety),
         "## Tokens and cost",
         "",
         f"- Prompt tokens: {f.prompt_tokens}; completion tokens: {f.completion_tokens}",
@@ -101,6 +103,24 @@ def _human_review(review: dict[str, int] | None) -> list[str]:
             f"| {review['human_accepted']} | {review['human_rejected']} | {review['edited']} | {review['confirmed']} | {review['flagged']} |", "",
             "human-accepted: rejected by the pipeline, accepted by a person (now published); human-rejected: accepted by the "
             "pipeline, rejected by a person (no longer published); edited: published records carrying a person's edits.", ""]
+
+
+def _safety(s: dict[str, Any] | None) -> list[str]:
+    """Harmful / look-alike balance and refusal rates measured on the accepted replies."""
+    if not s:
+        return []
+    acc, rate = s.get("accepted", {}), s.get("refusal_rate", {})
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.0f}%"
+
+    share = s.get("lookalike_share")
+    return ["## Safety balance", "",
+            f"- Accepted: {acc.get('harmful', 0)} harmful requests with refusals, {acc.get('lookalike', 0)} benign look-alikes "
+            f"with answers (look-alike share {pct(share)}), {acc.get('other', 0)} other",
+            f"- Refusal rate of the replies: harmful {pct(rate.get('harmful'))}, look-alike {pct(rate.get('lookalike'))}",
+            f"- Rejected by the refusal rule: {s.get('rejected', {}).get('over_refusal', 0)} over-refusals, "
+            f"{s.get('rejected', {}).get('no_refusal', 0)} harmful requests answered", ""]
 
 
 def _published_shards(m: Manifest) -> list[str]:

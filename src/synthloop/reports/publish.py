@@ -41,8 +41,19 @@ def publish(rd: RunDir) -> None:
     manifest, recipe = rd.read_manifest(), read_recipe(rd)
     review = human_review_counts(rd)
     write_provenance(rd)
-    atomic_write_text(rd.card_path, render_card(manifest, recipe, funnel, review=review))
+    safety = safety_balance(rd)
+    atomic_write_text(rd.card_path, render_card(manifest, recipe, funnel, review=review, safety=safety))
     atomic_write_text(rd.report_path, render_html(manifest, recipe, funnel, rd, review=review))
+
+
+def safety_balance(rd: RunDir) -> dict[str, Any] | None:
+    """The safety summary, when the run has tasks with a refusal policy (their tasks must be
+    registered: the run's own process, or after loading its recipe)."""
+    from synthloop.audit.safety import safety_summary
+
+    summary = safety_summary(rd)
+    acc = summary.get("accepted", {})
+    return summary if acc.get("harmful") or acc.get("lookalike") else None
 
 
 def human_review_counts(rd: RunDir) -> dict[str, int] | None:
