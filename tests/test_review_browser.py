@@ -136,8 +136,9 @@ def test_review_in_the_browser(server: tuple[str, RunDir], page: Any) -> None:
     pg.keyboard.press("k")
     pg.wait_for_function("id => document.querySelector('#list tr.current').dataset.id === id", arg=second)
     pg.keyboard.press("e")
-    area = pg.locator("#modal textarea").last
-    area.fill("EDITED BY A PERSON <i>still text</i>")
+    pg.wait_for_selector("#modal textarea", state="visible")
+    area = pg.locator("#modal textarea:visible").last
+    area.fill("EDITED BY A PERSON <i>still text</i>", force=True)  # the modal may still be laying out
     pg.keyboard.press("Control+Enter")
     pg.wait_for_function("() => document.querySelector('#detail .edited-mark')")
     assert "EDITED BY A PERSON <i>still text</i>" in pg.locator("#detail").inner_text()
