@@ -145,7 +145,9 @@ def test_review_in_the_browser(server: tuple[str, RunDir], page: Any) -> None:
     shot(pg, "record")
 
     # bulk: flag everything in round 1, then undo it
+    shown = pg.locator("#match-count").inner_text()
     pg.select_option("#round", "1")
+    pg.wait_for_function("t => document.querySelector('#match-count').textContent != t", arg=shown)
     wait_rows(pg)
     in_round1 = int(pg.locator("#match-count").inner_text())
     pg.keyboard.press("Escape")
