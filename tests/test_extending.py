@@ -116,3 +116,16 @@ def test_a_registered_backend_is_chosen_by_name() -> None:
         _BACKENDS.pop("shout")
     with pytest.raises(RecipeError, match="'teacher.backend': unknown backend 'shout': use one of local, openai_compat, fake"):
         recipe_from_dict({"name": "x", "plan": {"topics": ["t"]}, "teacher": {"backend": "shout"}})
+
+
+def test_split_stages_puts_dedup_and_everything_after_it_in_the_ordered_tail() -> None:
+    from synthloop.pipeline import split_stages
+    from synthloop.pipeline.build import curation_stages
+    from synthloop.recipe import CurateConfig, Recipe
+
+    recipe = Recipe.model_validate({"name": "t", "plan": {"tasks": ["textbook"], "topics": ["x"]},
+                                    "curate": CurateConfig(semantic_dedup=False).model_dump()})
+    head, tail = split_stages(curation_stages(recipe, None))
+    assert [s.name for s in tail][:2] == ["dedup_exact", "dedup_near"]
+    assert all(not s.ordered for s in head) and all(s.name != "dedup_exact" for s in head)
+    assert head and tail

@@ -23,6 +23,8 @@ def text_key(text: str) -> bytes:
 class ExactDedup(Stage):
     """Reject a record whose normalised `main_text()` equals an earlier kept record's."""
 
+    ordered = True  # its decision depends on every record kept before it
+
     name = "dedup_exact"
 
     def __init__(self) -> None:

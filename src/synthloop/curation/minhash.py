@@ -272,6 +272,8 @@ class NearDedup(Stage):
     """Reject a record whose word-level edit similarity with an earlier record is >= threshold
     (candidates from MinHash LSH)."""
 
+    ordered = True  # its decision depends on every record kept before it
+
     name = "dedup_near"
 
     def __init__(self, cfg: NearDedupConfig | None = None, batch_size: int = 256) -> None:

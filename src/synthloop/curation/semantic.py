@@ -234,6 +234,8 @@ class SemanticDedup(Stage):
     """Reject a record whose embedding is within the cosine threshold of an earlier record's.
     Only kept records enter the index, so a cluster is represented by its first member."""
 
+    ordered = True  # its decision depends on every record kept before it
+
     name = "dedup_semantic"
 
     def __init__(self, cfg: SemanticDedupConfig | None = None, embed: Embedder | None = None) -> None:

@@ -24,6 +24,11 @@ class Stage:
     """A step of the pipeline. Subclasses override `run` (or use a base below)."""
 
     name: str = "stage"
+    #: True for a stage whose decision depends on the records it saw before (dedup): it must see
+    #: chunks in commit order, in one place. Stages before the first ordered one are independent
+    #: per record, so an engine may run them on any worker and chunks in any order
+    #: (`split_stages`).
+    ordered: bool = False
 
     def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
         raise NotImplementedError
@@ -118,6 +123,16 @@ class BatchStage(Stage):
                 yield record
 
 
+def split_stages(stages: Sequence[Stage]) -> tuple[list[Stage], list[Stage]]:
+    """(independent head, ordered tail): the head runs anywhere, chunks in any order and at once;
+    the tail (from the first `ordered` stage on) runs where chunks commit, one chunk at a time, in
+    chunk order, so the accepted set does not depend on which chunk finished first."""
+    for i, stage in enumerate(stages):
+        if stage.ordered:
+            return list(stages[:i]), list(stages[i:])
+    return list(stages), []
+
+
 def run_stages(records: Iterable[Record], stages: Sequence[Stage], ctx: RunContext) -> Iterator[Record]:
     """Chain stages lazily: records stream through, nothing is held unless a stage holds it."""
     stream: Iterable[Record] = records
@@ -128,4 +143,4 @@ def run_stages(records: Iterable[Record], stages: Sequence[Stage], ctx: RunConte
         stage.close(ctx)
 
 
-__all__ = ["BatchStage", "Filter", "KeepResult", "Stage", "Verifier", "VerifierStage", "applies", "run_stages"]
+__all__ = ["BatchStage", "Filter", "KeepResult", "Stage", "Verifier", "VerifierStage", "applies", "run_stages", "split_stages"]
