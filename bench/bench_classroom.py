@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import random
 import statistics
 import sys
@@ -45,7 +46,17 @@ def parse() -> argparse.Namespace:
     p.add_argument("--examples", type=int, default=400, help="training examples per round (all skills)")
     p.add_argument("--eval-items", type=int, default=200, help="held-out items per skill")
     p.add_argument("--skills", default="add,mul,frac,units")
-    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--model", default="smollm2-135m", help="the pretrained student (--student pretrained)")
+    p.add_argument("--student", choices=("pretrained", "tiny"), default="pretrained",
+                   help="tiny: a Llama trained from scratch per seed (full fine-tuning, digits split), "
+                        "small enough for 5+ seeds on 2 CPU cores")
+    p.add_argument("--hidden", type=int, default=128, help="tiny student: hidden size")
+    p.add_argument("--layers", type=int, default=4, help="tiny student: layers")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--answer-only", action="store_true",
+                   help="train replies of 'Answer: N' alone (no reasoning line): ~10x cheaper to examine")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (SYNTHLOOP_TORCH_THREADS); 1 on a machine shared with other jobs")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--floor", type=int, default=None, help="floor examples per skill (default: half the uniform share)")
@@ -59,23 +70,30 @@ class Curriculum:
     """Fresh training problems per skill: a seeded permutation of each skill's training pool,
     consumed in order, so no arm sees the same problem twice."""
 
-    def __init__(self, skills: list[str], seed: int) -> None:
+    def __init__(self, skills: list[str], seed: int, reasoning: bool = True) -> None:
+        self.reasoning = reasoning
         self.pool = {s: random.Random(f"{s}|{seed}").sample(sk.problems(s, "train"), len(sk.problems(s, "train")))
                      for s in skills}
         self.used = {s: 0 for s in skills}
 
     def take(self, budget: dict[str, int]) -> list[dict[str, Any]]:
+        """`budget[s]` problems per skill, continuing where the last call stopped; a pool smaller than
+        what the rounds ask for (mul has 567 training problems) is cycled, so every example asked
+        for is trained on (a repeat is a new pass over that problem, as an epoch would be)."""
         rows = []
         for s, n in budget.items():
-            chosen = self.pool[s][self.used[s] : self.used[s] + n]
+            pool = self.pool[s]
+            chosen = [pool[(self.used[s] + k) % len(pool)] for k in range(n)]
             self.used[s] += n
-            rows += [{"id": p.id, "skill": s, "source": "synthetic", "messages": p.messages()} for p in chosen]
+            rows += [{"id": f"{p.id}-{(self.used[s] - n + k) // len(pool)}", "skill": s, "source": "synthetic",
+                      "messages": p.messages(self.reasoning)} for k, p in enumerate(chosen)]
         return rows
 
 
 def run_round(cfg: StudentConfig, out: Path, rows: list[dict[str, Any]], previous: Path | None,
-              items: list[EvalItem], seed: int) -> EvalResult:
-    """Train (or resume) one round and evaluate it (or read the cached evaluation)."""
+              items: list[EvalItem], seed: int) -> tuple[EvalResult, int]:
+    """Train (or resume) one round and evaluate it (or read the cached evaluation); with the
+    round's new assistant (teacher) tokens."""
     out.mkdir(parents=True, exist_ok=True)
     mix = out / "mix.jsonl"
     if not mix.is_file():
@@ -83,44 +101,61 @@ def run_round(cfg: StudentConfig, out: Path, rows: list[dict[str, Any]], previou
         mix.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     started = time.monotonic()
     result = train(cfg, mix, out / "student", previous=previous)
+    teacher_tokens = result.trained_tokens // max(1, cfg.epochs)
     cached = out / "eval.json"
     if cached.is_file():
-        return EvalResult.from_dict(json.loads(cached.read_text()))
+        return EvalResult.from_dict(json.loads(cached.read_text())), teacher_tokens
     ev = evaluate_checkpoint(cfg, out / "student", items)
     ev.write(cached)
-    print(f"  {out.name}: trained {result.examples} ex in {result.seconds:.0f} s, total {time.monotonic() - started:.0f} s; "
-          f"acc {ev.accuracy()} worst {ev.worst}", flush=True)
-    return ev
+    print(f"  {out.parent.name}/{out.name}: trained {result.examples} ex in {result.seconds:.0f} s, total "
+          f"{time.monotonic() - started:.0f} s; acc {ev.accuracy()} worst {ev.worst}", flush=True)
+    return ev, teacher_tokens
 
 
 def run_seed(args: argparse.Namespace, seed: int, items: list[EvalItem]) -> dict[str, list[dict[str, Any]]]:
     """Both arms for one seed: [{budget, accuracy}] per round."""
     skills = args.skills.split(",")
-    cfg = StudentConfig(base_model=args.model, seed=seed, epochs=args.epochs, lr=args.lr, init="continue",
-                        eval=EvalConfig(sets=["arithmetic"], max_new_tokens=args.max_new_tokens, batch_size=16))
+    base = args.out / f"seed{seed}"
+    cfg = StudentConfig(base_model=student_base(args, base, seed), seed=seed, epochs=args.epochs, lr=args.lr,
+                        init="continue", method="full" if args.student == "tiny" else "lora",
+                        batch_size=args.batch_size, system_prompt="" if args.student == "tiny" else StudentConfig().system_prompt,
+                        eval=EvalConfig(sets=["arithmetic"], max_new_tokens=args.max_new_tokens,
+                                        batch_size=64 if args.student == "tiny" or args.answer_only else 16))
     steer = SteerConfig(allocator="expected_gain", floor_examples=args.floor if args.floor is not None
                         else args.examples // (2 * len(skills)))
-    base = args.out / f"seed{seed}"
     budget0 = {s: n for s, n in zip(skills, _even(args.examples, len(skills)))}
-    shared = Curriculum(skills, seed)
-    r0 = run_round(cfg, base / "round0", shared.take(budget0), None, items, seed)
+    shared = Curriculum(skills, seed, not args.answer_only)
+    r0, tokens0 = run_round(cfg, base / "round0", shared.take(budget0), None, items, seed)
     trace: dict[str, list[dict[str, Any]]] = {}
     for arm in ARMS:
-        cur = Curriculum(skills, seed)
+        cur = Curriculum(skills, seed, not args.answer_only)
         cur.take(budget0)  # the same round-0 data as the shared run
         outcomes = [RoundOutcome(budget0, r0.accuracy())]
-        prev, results = base / "round0" / "student", [r0]
+        prev, results, tokens = base / "round0" / "student", [r0], [tokens0]
         for rnd in range(1, args.rounds):
             history = History(outcomes, baseline={s: 0.0 for s in skills}, cumulative=True, skills=skills)
             arm_steer = steer if arm == "targeted" else steer.model_copy(update={"allocator": "uniform"})
             budget = allocate(history, args.examples, arm_steer)
-            ev = run_round(cfg, base / f"{arm}-round{rnd}", cur.take(budget), prev, items, seed * 100 + rnd)
+            ev, used = run_round(cfg, base / f"{arm}-round{rnd}", cur.take(budget), prev, items, seed * 100 + rnd)
             outcomes.append(RoundOutcome(budget, ev.accuracy()))
             prev = base / f"{arm}-round{rnd}" / "student"
             results.append(ev)
-        trace[arm] = [{"budget": o.budget, "accuracy": o.accuracy, "worst": r.worst,
-                       "correct": {i.id: i.correct for i in r.items}} for o, r in zip(outcomes, results)]
+            tokens.append(used)
+        trace[arm] = [{"budget": o.budget, "accuracy": o.accuracy, "worst": r.worst, "teacher_tokens": t,
+                       "correct": {i.id: i.correct for i in r.items}} for o, r, t in zip(outcomes, results, tokens)]
     return trace
+
+
+def student_base(args: argparse.Namespace, seed_dir: Path, seed: int) -> str:
+    """The pretrained model's name, or a fresh tiny model for this seed (its own initialisation)."""
+    if args.student == "pretrained":
+        return str(args.model)
+    from synthloop.student.tiny import tiny_model
+
+    base = seed_dir / "base"
+    if not (base / "config.json").is_file():
+        tiny_model(base, hidden=args.hidden, layers=args.layers, seed=seed, split_digits=True)
+    return str(base)
 
 
 def _even(total: int, parts: int) -> list[int]:
@@ -152,8 +187,8 @@ def item_interval(traces: dict[int, dict[str, list[dict[str, Any]]]], rnd: int, 
 
 
 def table(traces: dict[int, dict[str, list[dict[str, Any]]]], skills: list[str], rounds: int) -> str:
-    lines = ["| round | arm | budget " + "/".join(skills) + " | " + " | ".join(skills) + " | mean | worst |",
-             "|---|---|---|" + "---|" * (len(skills) + 2)]
+    lines = ["| round | arm | budget " + "/".join(skills) + " | teacher tokens | " + " | ".join(skills) + " | mean | worst |",
+             "|---|---|---|---|" + "---|" * (len(skills) + 2)]
     for rnd in range(rounds):
         for arm in ARMS:
             rows = [tr[arm][rnd] for tr in traces.values()]
@@ -161,7 +196,8 @@ def table(traces: dict[int, dict[str, list[dict[str, Any]]]], skills: list[str],
             mean = statistics.fmean(statistics.fmean(r["accuracy"].values()) for r in rows)
             worst = statistics.fmean(min(r["accuracy"].values()) for r in rows)
             budget = "/".join(str(round(statistics.fmean(r["budget"][s] for r in rows))) for s in skills)
-            lines.append(f"| {rnd} | {arm} | {budget} | " + " | ".join(f"{100 * acc[s]:.1f}" for s in skills)
+            toks = round(statistics.fmean(r.get("teacher_tokens", 0) for r in rows))
+            lines.append(f"| {rnd} | {arm} | {budget} | {toks:,} | " + " | ".join(f"{100 * acc[s]:.1f}" for s in skills)
                          + f" | {100 * mean:.1f} | {100 * worst:.1f} |")
     return "\n".join(lines)
 
@@ -206,6 +242,8 @@ def plot(traces: dict[int, dict[str, list[dict[str, Any]]]], skills: list[str], 
 
 def main() -> None:
     args = parse()
+    if args.threads is not None:
+        os.environ["SYNTHLOOP_TORCH_THREADS"] = str(args.threads)
     logging.basicConfig(level=logging.WARNING)
     skills = args.skills.split(",")
     items = [EvalItem.from_row(r) for r in sk.eval_rows(skills, per_skill=args.eval_items, seed=0)]

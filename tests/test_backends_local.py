@@ -67,3 +67,18 @@ def test_a_requests_answer_does_not_depend_on_its_batch() -> None:
     assert alone.text == in_batch.text and alone.text
     reseeded = asyncio.run(backend.generate([req("Explain Python's zip in two sentences.", 12)]))[0]
     assert isinstance(reseeded, Response) and reseeded.text != alone.text
+
+
+def test_torch_threads_come_from_the_environment_or_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from synthloop.backends.local import torch_threads
+    from synthloop.errors import InputError
+
+    monkeypatch.delenv("SYNTHLOOP_TORCH_THREADS", raising=False)
+    assert torch_threads() == (os.cpu_count() or 1)
+    monkeypatch.setenv("SYNTHLOOP_TORCH_THREADS", "1")
+    assert torch_threads() == 1
+    monkeypatch.setenv("SYNTHLOOP_TORCH_THREADS", "two")
+    with pytest.raises(InputError, match="SYNTHLOOP_TORCH_THREADS='two'"):
+        torch_threads()

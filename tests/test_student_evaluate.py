@@ -87,3 +87,19 @@ def test_eval_sets_are_disjoint_from_training_and_decontamination_is_checked(tmp
     assert [(i.id, i.skill, i.reference, i.scorer) for i in mixed] == [("g1", "golden", "ref", "judge"), ("m1", "s", "1", "judge")]
     with pytest.raises(InputError, match="no golden held-out rows"):
         load_eval_items(EvalConfig(sets=["golden"]))
+
+
+def test_answer_only_problems_are_scored_like_reasoned_ones() -> None:
+    from synthloop.student.skills import sample
+
+    p = sample("add", 1, "train", 0)[0]
+    short, full = p.messages(reasoning=False), p.messages()
+    assert short[0] == full[0] and short[1]["content"] == f"Answer: {p.answer}"
+    assert full[1]["content"].endswith(short[1]["content"]) and len(full[1]["content"]) > len(short[1]["content"])
+
+
+def test_tiny_tokenizer_can_keep_every_digit_its_own_token() -> None:
+    from synthloop.student.tiny import tiny_tokenizer
+
+    split = tiny_tokenizer(split_digits=True)
+    assert [t for t in split.tokenize("x 1234") if t.strip("Ġ")] == ["x", "1", "2", "3", "4"]

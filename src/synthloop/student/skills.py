@@ -36,10 +36,11 @@ class Problem:
     def id(self) -> str:
         return f"{self.skill}-{xxhash.xxh64_hexdigest(self.question.encode())[:12]}"
 
-    def messages(self) -> list[dict[str, str]]:
-        """The training conversation: question, then the reasoning line and the answer line."""
-        return [{"role": "user", "content": self.question},
-                {"role": "assistant", "content": f"{self.reasoning}\nAnswer: {self.answer}"}]
+    def messages(self, reasoning: bool = True) -> list[dict[str, str]]:
+        """The training conversation: question, then the reasoning line and the answer line (or the
+        answer line alone: a reply of ~5 tokens, which makes examining a student ~10x cheaper)."""
+        reply = f"{self.reasoning}\nAnswer: {self.answer}" if reasoning else f"Answer: {self.answer}"
+        return [{"role": "user", "content": self.question}, {"role": "assistant", "content": reply}]
 
 
 # -- the four programs: each enumerates its whole item space --------------------------------------

@@ -103,6 +103,10 @@ def train(cfg: StudentConfig, mix: str | Path, output_dir: str | Path, *, previo
 
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
+    if device.type == "cpu":
+        from synthloop.backends.local import torch_threads
+
+        torch.set_num_threads(torch_threads())
     tokenizer = load_tokenizer(base)
     rows = read_mix(mix)
     examples = [encode(tokenizer, with_system(r["messages"], cfg.system_prompt), cfg.max_seq_len) for r in rows]
