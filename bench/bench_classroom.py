@@ -59,6 +59,7 @@ def parse() -> argparse.Namespace:
                    help="torch CPU threads (SYNTHLOOP_TORCH_THREADS); 1 on a machine shared with other jobs")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--allocator", default="expected_gain", help="the targeted arm's allocator (steer.ALLOCATORS)")
     p.add_argument("--floor", type=int, default=None, help="floor examples per skill (default: half the uniform share)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--out", type=Path, default=Path("bench/out/classroom"))
@@ -121,7 +122,7 @@ def run_seed(args: argparse.Namespace, seed: int, items: list[EvalItem]) -> dict
                         batch_size=args.batch_size, system_prompt="" if args.student == "tiny" else StudentConfig().system_prompt,
                         eval=EvalConfig(sets=["arithmetic"], max_new_tokens=args.max_new_tokens,
                                         batch_size=64 if args.student == "tiny" or args.answer_only else 16))
-    steer = SteerConfig(allocator="expected_gain", floor_examples=args.floor if args.floor is not None
+    steer = SteerConfig(allocator=args.allocator, floor_examples=args.floor if args.floor is not None
                         else args.examples // (2 * len(skills)))
     budget0 = {s: n for s, n in zip(skills, _even(args.examples, len(skills)))}
     shared = Curriculum(skills, seed, not args.answer_only)
@@ -136,9 +137,10 @@ def run_seed(args: argparse.Namespace, seed: int, items: list[EvalItem]) -> dict
             history = History(outcomes, baseline={s: 0.0 for s in skills}, cumulative=True, skills=skills)
             arm_steer = steer if arm == "targeted" else steer.model_copy(update={"allocator": "uniform"})
             budget = allocate(history, args.examples, arm_steer)
-            ev, used = run_round(cfg, base / f"{arm}-round{rnd}", cur.take(budget), prev, items, seed * 100 + rnd)
+            name = f"targeted-{args.allocator}" if arm == "targeted" else arm
+            ev, used = run_round(cfg, base / f"{name}-round{rnd}", cur.take(budget), prev, items, seed * 100 + rnd)
             outcomes.append(RoundOutcome(budget, ev.accuracy()))
-            prev = base / f"{arm}-round{rnd}" / "student"
+            prev = base / f"{name}-round{rnd}" / "student"
             results.append(ev)
             tokens.append(used)
         trace[arm] = [{"budget": o.budget, "accuracy": o.accuracy, "worst": r.worst, "teacher_tokens": t,
@@ -258,10 +260,10 @@ def main() -> None:
               f"{len(args.seeds)} seeds, {args.rounds} rounds, {args.examples} examples per round, "
               f"{args.eval_items} eval items per skill; wall time {minutes:.1f} min.")
     print(report)
-    (args.out / "results.json").write_text(json.dumps({str(k): v for k, v in traces.items()}) + "\n")
+    (args.out / f"results-{args.allocator}.json").write_text(json.dumps({str(k): v for k, v in traces.items()}) + "\n")
     if args.doc is not None:
-        plot(traces, skills, args.rounds, args.doc.with_suffix(".png"))
-        args.doc.with_suffix(".table.md").write_text(report + "\n")
+        plot(traces, skills, args.rounds, args.doc.with_name(f"{args.doc.stem}-{args.allocator}.png"))
+        args.doc.with_name(f"{args.doc.stem}-{args.allocator}.table.md").write_text(report + "\n")
 
 
 if __name__ == "__main__":

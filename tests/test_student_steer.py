@@ -79,3 +79,22 @@ def test_steer_round_returns_budget_cell_weights_and_seeds_from_the_config() -> 
                        last_eval=last)
     assert plan.budget["frac"] == 60 and plan.cell_weights == pytest.approx([plan.weights[s] for s in SKILLS])
     assert [s.parent_id for s in plan.seeds["frac"]] == ["frac-0", "frac-1", "frac-2"]
+
+
+def test_a_first_rise_from_zero_says_a_skill_responds_not_how_fast() -> None:
+    """Measured (docs/classroom.md): after round 0 the rise per example favoured the skill already
+    half learned (add) over the one that then rose most (units). The default waits for a second
+    round of growth before it trusts a rate; until then responsive skills share by error."""
+    from synthloop.student.steer import marginal_response
+
+    r0 = RoundOutcome({"add": 50, "frac": 50, "units": 50}, {"add": 0.67, "frac": 0.01, "units": 0.125})
+    first = History([r0], baseline={"add": 0.0, "frac": 0.0, "units": 0.0})
+    assert marginal_response(first, "add", 0.03) is None and marginal_response(first, "frac", 0.03) == 0.0
+    cfg = SteerConfig(floor_examples=25, response_min_gain=0.03)
+    new, old = allocate(first, 200, cfg), allocate(first, 200, cfg.model_copy(update={"allocator": "expected_gain_v1"}))
+    assert new["frac"] == old["frac"] == 25
+    assert new["units"] > new["add"] and old["add"] > old["units"]  # error decides now, not the first rise
+    r1 = RoundOutcome({"add": 40, "frac": 25, "units": 80}, {"add": 0.71, "frac": 0.0, "units": 0.325})
+    second = History([r0, r1], baseline=first.baseline)
+    assert marginal_response(second, "units", 0.03) == pytest.approx(0.2 / 80)
+    assert marginal_response(second, "add", 0.03) == pytest.approx(0.04 / 40)

@@ -98,23 +98,58 @@ def error_proportional(history: History, total: int, cfg: SteerConfig) -> dict[s
 
 @register_allocator("expected_gain")
 def expected_gain(history: History, total: int, cfg: SteerConfig) -> dict[str, int]:
+    """Error x marginal response, above the floors. A skill's marginal response (accuracy per example
+    added) needs two rounds in which its data grew: the first rise from an untrained start mostly
+    measures learning the answer format, and favours the skills already half learned (measured:
+    `expected_gain_v1` below, docs/classroom.md). Until then a skill that rose at all counts as
+    responding at the mean rate of the skills whose rate is known (every skill alike when none is);
+    a skill that did not rise keeps its floor."""
+    acc, skills = _latest(history), history.all_skills()
+    rates = {s: marginal_response(history, s, cfg.response_min_gain) for s in skills}
+    known = [r for r in rates.values() if r is not None and r > 0]
+    fill = sum(known) / len(known) if known else 1.0
+    gain = {s: (1.0 - acc[s]) * (fill if r is None else r) for s, r in rates.items()}
+    return _with_floor(gain, total, cfg.floor_examples)
+
+
+@register_allocator("expected_gain_v1")
+def expected_gain_v1(history: History, total: int, cfg: SteerConfig) -> dict[str, int]:
+    """Error x the rise per example of the skill's last round of growth, the first rise from an
+    untrained start included (the first allocator measured in docs/classroom.md; kept to compare)."""
     acc, skills = _latest(history), history.all_skills()
     gain = {s: (1.0 - acc[s]) * response(history, s, cfg.response_min_gain) for s in skills}
     return _with_floor(gain, total, cfg.floor_examples)
 
 
-def response(history: History, skill: str, min_gain: float) -> float:
-    """Accuracy gained per example added, in the last round where the skill's data grew; 0 when
-    that gain was below `min_gain` (or there is no such round yet: no evidence, no extra budget)."""
+def _growth(history: History, skill: str) -> list[tuple[int, float]]:
+    """(examples added, accuracy gained) for every round in which the skill's data grew."""
     before = history.baseline or {}
-    prev_acc, prev_budget, last = before.get(skill, 0.0), 0, 0.0
+    prev_acc, prev_budget, out = before.get(skill, 0.0), 0, []
     for r in history.rounds:
         added = r.budget.get(skill, 0) if history.cumulative else r.budget.get(skill, 0) - prev_budget
         if added > 0:
-            rise = r.accuracy.get(skill, 0.0) - prev_acc
-            last = rise / added if rise >= max(min_gain, 1e-12) else 0.0
+            out.append((added, r.accuracy.get(skill, 0.0) - prev_acc))
         prev_acc, prev_budget = r.accuracy.get(skill, prev_acc), r.budget.get(skill, 0)
-    return last
+    return out
+
+
+def response(history: History, skill: str, min_gain: float) -> float:
+    """Accuracy gained per example added, in the last round where the skill's data grew; 0 when
+    that gain was below `min_gain` (or there is no such round yet: no evidence, no extra budget)."""
+    growth = _growth(history, skill)
+    if not growth:
+        return 0.0
+    added, rise = growth[-1]
+    return rise / added if rise >= max(min_gain, 1e-12) else 0.0
+
+
+def marginal_response(history: History, skill: str, min_gain: float) -> float | None:
+    """Like `response`, from the second round of growth on; after only one, None when the skill rose
+    (it responds, at a rate not yet known) and 0 when it did not."""
+    growth = _growth(history, skill)
+    if len(growth) == 1:
+        return None if growth[0][1] >= max(min_gain, 1e-12) else 0.0
+    return response(history, skill, min_gain)
 
 
 def _latest(history: History) -> dict[str, float]:
@@ -186,5 +221,5 @@ def steer_round(history: History, total: int, cfg: SteerConfig, *, cells: Sequen
 
 
 __all__ = ["ALLOCATORS", "Allocator", "History", "RoundOutcome", "Seed", "SteerPlan", "allocate", "cell_weights",
-           "error_proportional", "expected_gain", "failed_items_as_seeds", "register_allocator", "response",
+           "error_proportional", "expected_gain", "expected_gain_v1", "failed_items_as_seeds", "marginal_response", "register_allocator", "response",
            "steer_round", "uniform", "weights"]
