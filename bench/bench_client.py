@@ -207,11 +207,10 @@ def stream_rows(records: int, tmp: Path) -> list[dict[str, Any]]:
     """A whole run, streaming vs barrier: wall, mean requests in flight over the run (5 ms samples),
     and the share of samples at the full concurrency."""
     sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-    from textbook_answers import answer_for
-
     from synthloop.recipe import load_recipe
     from synthloop.rounds import run
     from synthloop.testing import OpenAIStub
+    from textbook_answers import answer_for
 
     out = []
     runs = [(verify, name, engine) for verify in ("false", "true") for name, engine in (("per-chunk barrier", BarrierEngine), ("streaming", LocalEngine))]

@@ -8,14 +8,13 @@ check per core (the default), in verified records per second.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import dataclasses
-import os
 
 from synthloop.pipeline import RunContext
 from synthloop.pipeline.stage import VerifierStage

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -113,19 +113,23 @@ def test_requests_in_flight_stay_at_the_concurrency_across_chunk_boundaries(tmp_
     assert sum(streaming) / len(streaming) > 1.5 * sum(barrier) / len(barrier)
 
 
+def jitter(rng: random.Random) -> Callable[[dict[str, object]], Fault]:
+    """A `fault_fn` delaying each answer by a random 0-80 ms: completions come in any order."""
+    lock = threading.Lock()
+
+    def slow(body: dict[str, object]) -> Fault:
+        with lock:
+            return Fault("slow", delay_s=rng.uniform(0.0, 0.08))
+
+    return slow
+
+
 def test_accepted_set_does_not_depend_on_completion_order(tmp_path: Path) -> None:
     """Random per-request latencies reorder completions; near-dedup (ordered) still sees the
     chunks in plan order, so the accepted records, and their order, are the same."""
     results = []
     for trial, width in ((0, None), (1, 1)):
-        rng = random.Random(trial)
-        lock = threading.Lock()
-
-        def jitter(body: dict[str, object]) -> Fault:
-            with lock:
-                return Fault("slow", delay_s=rng.uniform(0.0, 0.08))
-
-        with OpenAIStub(responder=answer_for, fault_fn=jitter) as stub:
+        with OpenAIStub(responder=answer_for, fault_fn=jitter(random.Random(trial))) as stub:
             recipe = load_recipe(write(tmp_path, stub.base_url, n=24, shard=3))
             run(recipe, runs_dir=tmp_path / f"t{trial}", engine=LocalEngine(chunks_in_flight=width))
         results.append(accepted(tmp_path / f"t{trial}"))

@@ -178,6 +178,7 @@ class _Slot:
         self.held = True
         self.timers: list[asyncio.TimerHandle] = []
         self.cut = False
+        self.released_early = False
 
     @classmethod
     async def acquire(cls, client: "Client") -> "_Slot":
@@ -203,7 +204,14 @@ class _Slot:
         return answers
 
     def _overdue(self) -> None:
-        self.client.overdue_sends += 1
+        """Give the slot back, unless many sends are overdue at once: then the server is slow
+        (a queue), not one connection stalled, and more sends would only lengthen its queue."""
+        client = self.client
+        if client.overdue_now >= max(1, client.window.limit // 8):
+            return
+        client.overdue_sends += 1
+        client.overdue_now += 1
+        self.released_early = True
         self._give_back()
 
     def _stall(self, task: "asyncio.Future[Any]") -> None:
@@ -216,6 +224,9 @@ class _Slot:
         for timer in self.timers:
             timer.cancel()
         self.timers = []
+        if self.released_early:
+            self.released_early = False
+            self.client.overdue_now -= 1
         self._give_back()
 
     def _give_back(self) -> None:
@@ -275,6 +286,7 @@ class Client:
         self._own_prompts = PromptEstimator()
         self.overdue = Overdue()
         self.overdue_sends = 0  # sends whose slot was given back early (the bench reads these)
+        self.overdue_now = 0  # of those, still waiting (at most window.limit // 8 at once)
         self.stalled_sends = 0  # sends cut off as stalled and sent again
 
     def _check_prices_for(self, budget: Budget | None) -> None:

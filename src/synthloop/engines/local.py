@@ -22,7 +22,6 @@ from synthloop.engines.base import Chunk, ChunkResult, Commit
 from synthloop.engines.stream import BudgetGate, Partial, budget_of, chunks_in_flight
 from synthloop.pipeline import RunContext, Stage, run_stages
 from synthloop.pipeline.stage import split_stages
-from synthloop.records import Record
 
 T = TypeVar("T")
 
