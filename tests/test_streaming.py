@@ -290,3 +290,15 @@ def test_kill_9_during_a_streaming_run_then_resume_is_exact(tmp_path: Path) -> N
     # kill (at most the concurrency) are sent twice.
     assert first + second <= reference_requests + 8
     assert json.loads(manifest.read_text())["rounds"][0]["completed_chunks"] == all_chunks
+
+
+def test_a_verify_stage_that_has_run_still_pickles() -> None:
+    """Engines that ship stages to other processes (Ray) pickle them: the thread pool is not sent."""
+    import pickle
+
+    from synthloop.verifiers import PythonCodeVerifier
+
+    stage = VerifierStage(PythonCodeVerifier(timeout_s=2.0), workers=2)
+    assert [r.id for r in stage.run(code_records()[:1], RunContext())] == ["v0"]
+    copy = pickle.loads(pickle.dumps(stage))
+    assert [r.id for r in copy.run(code_records()[:2], RunContext())] == ["v0"]

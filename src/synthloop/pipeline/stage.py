@@ -133,6 +133,16 @@ class VerifierStage(Stage):
             return True
         return self.pool().submit(_timed_verify, verifier, record)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (an engine may ship stages to other processes): the pool is made again there."""
+        state = dict(self.__dict__)
+        state["_pool"], state["_lock"] = None, None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
