@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--runs-dir", type=Path, default=None, help="where run directories go (default: the recipe's output.runs_dir)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. --set teacher.temperature=0.2 (VALUE is TOML)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan, request count and cost estimate; call no model")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, request count and cost estimate; call no model (unless --preview N)")
     p.add_argument("--preview", type=int, default=0, metavar="N",
                    help="with --dry-run: send N planned records for real (teacher and judge; cached, and counted in the budget) "
                         "and estimate the cost from their measured output lengths")
