@@ -12,7 +12,13 @@ the client timeout, malformed and truncated bodies): every prompt answered, dupl
 success (read from the stub), retries, and wall against its own fault-free wall. Last, what
 grouping cache writes into one transaction per event-loop tick saves.
 
-Run:  python bench/bench_client.py [--requests 2000] [--quick]
+Then a whole streaming run (`synthloop.run` on a textbook recipe: generate, sandboxed verify,
+dedup, commit) against an in-process stub (200 ms, 64 slots) at concurrency 32 with 8 records a
+chunk: requests in flight sampled every 5 ms over the run, the local engine (streaming) against
+the old per-chunk barrier (each chunk through every stage and committed before the next starts),
+measured in the same run.
+
+Run:  python bench/bench_client.py [--requests 2000] [--quick] [--only faults|stream]
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -37,6 +45,9 @@ import httpx
 from synthloop.backends import Client, Request, RequestCache, Response
 from synthloop.backends.cache import Entry
 from synthloop.backends.openai_compat import OpenAICompatBackend
+from synthloop.engines.base import Chunk, Commit
+from synthloop.engines.local import LocalEngine
+from synthloop.pipeline.stage import Stage, VerifierStage, split_stages
 
 SLOTS = 64
 
@@ -173,6 +184,94 @@ def cache_write_cost(tmp: Path, n: int = 4000, group: int = 16) -> tuple[float, 
     return out[0], out[1]
 
 
+class BarrierEngine(LocalEngine):
+    """The baseline: the local engine as it was, each chunk through every stage and committed
+    before the next one starts, its sandbox checks one at a time."""
+
+    def run_chunks(self, chunks: Sequence[Chunk], stages: Sequence[Stage], commit: Commit) -> None:
+        for stage in stages:
+            if isinstance(stage, VerifierStage):
+                stage.workers = 1
+        head, tail = split_stages(stages)
+        for chunk in chunks:
+            commit(self._tail(self._head(chunk, head, threading.Event()), tail))
+
+
+def sample_in_flight(server: object, samples: list[int], done: threading.Event) -> None:
+    while not done.is_set():
+        samples.append(server.in_flight)  # type: ignore[attr-defined]
+        time.sleep(0.005)
+
+
+def stream_rows(records: int, tmp: Path) -> list[dict[str, Any]]:
+    """A whole run, streaming vs barrier: wall, mean requests in flight over the run (5 ms samples),
+    and the share of samples at the full concurrency."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+    from synthloop.recipe import load_recipe
+    from synthloop.rounds import run
+    from synthloop.testing import OpenAIStub
+    from textbook_answers import answer_for
+
+    out = []
+    runs = [(verify, name, engine) for verify in ("false", "true") for name, engine in (("per-chunk barrier", BarrierEngine), ("streaming", LocalEngine))]
+    for verify, name, engine_cls in runs:
+        engine = engine_cls()
+        with OpenAIStub(responder=answer_for, slots=SLOTS, latency_s=0.2) as server:
+            recipe_path = tmp / f"{name[:4]}-{verify}.toml"
+            recipe_path.write_text(STREAM_RECIPE.format(url=server.base_url, n=records, verify=verify))
+            samples: list[int] = []
+            done = threading.Event()
+            sampler = threading.Thread(target=sample_in_flight, args=(server, samples, done), daemon=True)
+            t0 = time.perf_counter()
+            sampler.start()
+            result = run(load_recipe(recipe_path), runs_dir=tmp / f"runs-{name[:4]}-{verify}", engine=engine)
+            done.set()
+            sampler.join()
+            wall = time.perf_counter() - t0
+        busy = [i for i, x in enumerate(samples) if x]  # first to last request in flight: setup and publish left out
+        samples = samples[busy[0] : busy[-1] + 1] if busy else [0]
+        out.append({"engine": name, "sandbox_verify": verify == "true", "wall_s": round(wall, 2), "records": result.planned, "accepted": result.accepted,
+                    "mean_in_flight": round(sum(samples) / len(samples), 1), "at_full": round(sum(x >= STREAM_CONCURRENCY for x in samples) / len(samples), 2),
+                    "verified_per_s": round(result.planned / wall, 1)})
+    return out
+
+
+STREAM_CONCURRENCY = 32
+STREAM_RECIPE = """
+name = "stream-bench"
+seed = 1
+[plan]
+topics = ["itertools", "pathlib", "f-strings", "collections.Counter", "dict.get", "re", "json", "argparse"]
+personas = ["a beginner", "an expert", "a data scientist", "a student"]
+difficulties = ["easy", "medium", "hard", "expert"]
+max_records = {n}
+[teacher]
+backend = "openai_compat"
+base_url = "{url}"
+model = "stub-model"
+concurrency = %d
+timeout_s = 30
+[judge]
+enabled = false
+[verify]
+code = {verify}
+[output]
+shard_size = 8
+[curate.near]
+threshold = 0.97
+""" % STREAM_CONCURRENCY
+
+
+def report_stream(rows: list[dict[str, Any]]) -> None:
+    for i, r in enumerate(rows):
+        base = rows[i - i % 2]  # the barrier run of the same recipe
+        verify = "with sandboxed verification" if r["sandbox_verify"] else "generation only"
+        print(f"whole run, {verify}, {r['engine']:17}: {r['records']} records in {r['wall_s']:.1f} s ({r['verified_per_s']:.1f} records/s, "
+              f"{r['wall_s'] / base['wall_s']:.2f}x the barrier's wall), {r['mean_in_flight']:.1f} requests in flight on average "
+              f"of {STREAM_CONCURRENCY} from the first request to the last ({r['at_full']:.0%} of that time at the full concurrency)")
+    print(json.dumps({"stream": rows}))
+
+
 def report(rows: list[Row], pairs: list[tuple[Row, Row]], writes: tuple[float, float]) -> None:
     print(f"stub: {SLOTS} slots in its own process; limit = {SLOTS} / latency; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'client':12} {'latency':>8} {'in flight':>9} {'ok':>5} {'req/s':>7} {'of limit':>8} {'vs raw':>6} {'CPU ms/req':>10}")
@@ -180,6 +279,22 @@ def report(rows: list[Row], pairs: list[tuple[Row, Row]], writes: tuple[float, f
     for r in rows:
         base = raw[(r.latency_ms, r.in_flight)]
         print(f"{r.name:12} {r.latency_ms:6.0f}ms {r.in_flight:9} {r.ok:5} {r.rps():7.0f} {r.rps() / r.limit():8.2f} {r.rps() / base.rps():6.2f} {r.cpu_ms_per_req:10.3f}")
+    report_faults(pairs)
+    print(f"cache writes: {writes[0]:.1f} µs per answer committed alone, {writes[1]:.1f} µs in groups of 16 ({writes[0] / writes[1]:.1f}x)")
+    summary = {
+        "rows": [{**r.__dict__, "req_per_s": round(r.rps(), 1), "of_limit": round(r.rps() / r.limit(), 3)} for r in rows],
+        "faults": fault_summary(pairs),
+        "cache_write_us": [round(w, 1) for w in writes],
+    }
+    print(json.dumps(summary))
+
+
+def fault_summary(pairs: list[tuple[Row, Row]]) -> list[dict[str, float]]:
+    return [{"in_flight": c.in_flight, "answered": f.ok, "sent": f.sent, "duplicates": f.duplicates, "wall_ratio": round(f.wall_s / c.wall_s, 2),
+             "work_ratio": round(f.worked / c.worked, 2), "clean_wall_s": round(c.wall_s, 2), "fault_wall_s": round(f.wall_s, 2)} for c, f in pairs]
+
+
+def report_faults(pairs: list[tuple[Row, Row]]) -> None:
     for clean, faulty in pairs:
         work = faulty.worked / clean.worked  # the retries' share of extra server work
         print(
@@ -188,13 +303,6 @@ def report(rows: list[Row], pairs: list[tuple[Row, Row]], writes: tuple[float, f
             f"wall {faulty.wall_s:.2f} s vs {clean.wall_s:.2f} s fault-free = {faulty.wall_s / clean.wall_s:.2f}x "
             f"(the server had {work:.2f}x the work to do)"
         )
-    print(f"cache writes: {writes[0]:.1f} µs per answer committed alone, {writes[1]:.1f} µs in groups of 16 ({writes[0] / writes[1]:.1f}x)")
-    summary = {
-        "rows": [{**r.__dict__, "req_per_s": round(r.rps(), 1), "of_limit": round(r.rps() / r.limit(), 3)} for r in rows],
-        "faults": [{"in_flight": c.in_flight, "answered": f.ok, "sent": f.sent, "duplicates": f.duplicates, "wall_ratio": round(f.wall_s / c.wall_s, 2), "work_ratio": round(f.worked / c.worked, 2)} for c, f in pairs],
-        "cache_write_us": [round(w, 1) for w in writes],
-    }
-    print(json.dumps(summary))
 
 
 def main() -> None:
@@ -202,13 +310,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 ms only, 64 in flight (a smoke run)")
     parser.add_argument("--fault-timeout", type=float, default=1.0, help="client timeout in the fault runs (hangs last 30 s); at least 2x the queueing")
+    parser.add_argument("--only", choices=["faults", "stream"], help="only the fault rows, or only the whole streaming run")
+    parser.add_argument("--stream-records", type=int, default=256, help="records in the whole streaming run")
     args = parser.parse_args()
     latencies, widths = ([200.0], [64]) if args.quick else ([200.0, 50.0], [64, 256])
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run_rows(args.requests, latencies, widths, Path(tmp))
-        pairs = fault_rows(args.requests, 200.0, widths, Path(tmp), args.fault_timeout)
-        writes = cache_write_cost(Path(tmp))
-    report(rows, pairs, writes)
+        if args.only == "faults":
+            report_faults(pairs := fault_rows(args.requests, 200.0, widths if not args.quick else [64, 256], Path(tmp), args.fault_timeout))
+            print(json.dumps({"faults": fault_summary(pairs)}))
+            return
+        if args.only != "stream":
+            rows = run_rows(args.requests, latencies, widths, Path(tmp))
+            pairs = fault_rows(args.requests, 200.0, widths, Path(tmp), args.fault_timeout)
+            writes = cache_write_cost(Path(tmp))
+            report(rows, pairs, writes)
+        report_stream(stream_rows(args.stream_records, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,23 @@
 """Cost of the sandbox: one `run_sandboxed` vs a bare `python -I -c` subprocess, measured in the same
-run; and the code verifier on a small record, serially and with 4 threads.
+run; the code verifier on a small record, serially and with 4 threads; and the verify stage
+(`VerifierStage`) on a chunk of records, one check at a time (workers=1, the old way) vs one
+check per core (the default), in verified records per second.
 
     /work/main/.venv/bin/python bench/bench_sandbox.py [runs]
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from synthloop.pipeline import RunContext
+from synthloop.pipeline.stage import VerifierStage
 from synthloop.records import Record
 from synthloop.verifiers import PythonCodeVerifier, isolation_layers, run_sandboxed
 
@@ -42,6 +48,21 @@ def main(runs: int) -> None:
     wall = time.perf_counter() - t0
     assert all(v.ok for v in verdicts)
     print(f"4 threads: {len(verdicts) / wall:.1f} records/s vs serial {1 / verify:.1f} records/s ({verify * len(verdicts) / wall:.2f}x)")
+    stage_rates(verifier, 4 * runs)
+
+
+def stage_rates(verifier: PythonCodeVerifier, n: int) -> None:
+    """Verified records per second through the verify stage: serial vs one check per core."""
+    rates = {}
+    for workers in (1, os.cpu_count() or 1):
+        records = [dataclasses.replace(RECORD, id=f"r{i}", verdicts=[]) for i in range(n)]
+        t0 = time.perf_counter()
+        kept = list(VerifierStage(verifier, workers=workers).run(records, RunContext()))
+        rates[workers] = len(records) / (time.perf_counter() - t0)
+        assert len(kept) == n
+    serial, parallel = rates[1], rates[max(rates)]
+    print(f"verify stage, {n} records: serial {serial:.1f} records/s, {max(rates)} workers {parallel:.1f} records/s "
+          f"({parallel / serial:.2f}x; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

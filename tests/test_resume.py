@@ -39,7 +39,8 @@ threshold = 0.97
 
 
 def run_cli(recipe: Path, runs: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    # this checkout's src first: the CLI under test, not whichever tree is installed editable
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"), str(Path(__file__).parent)])}
     return subprocess.Popen(
         [sys.executable, "-m", "synthloop.cli", "run", str(recipe), "--runs-dir", str(runs), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

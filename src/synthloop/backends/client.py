@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from synthloop.backends.base import Backend, Request, Response, retry_after
 from synthloop.backends.cache import Entry, RequestCache
-from synthloop.backends.limits import AdaptiveWindow, Budget, Pacer, PromptEstimator, Reservation
+from synthloop.backends.limits import AdaptiveWindow, Budget, Overdue, Pacer, PromptEstimator, Reservation
 from synthloop.errors import BackendError, BackendTimeout, BadResponse, BudgetExceeded, RateLimited, RecipeError
 from synthloop.records import Usage
 
@@ -77,6 +77,7 @@ class _Job:
     index: int
     attempt: int = 0
     held: Reservation | None = None
+    cut: bool = False  # cut off once as stalled: later attempts wait the full timeout
     booked_tokens: int = 0  # taken from the tokens-per-minute pacer, refunded down to the real count
 
 
@@ -167,6 +168,79 @@ class _GroupWriter:
             future.set_result(None)
 
 
+class _Slot:
+    """One send's place in the adaptive window, and its watch (`limits.Overdue`): once the send is
+    overdue it holds no slot (another send may start); once it is stalled it is cut off and
+    retried at once, instead of waiting out the whole timeout. Given back when the send ends."""
+
+    def __init__(self, client: "Client") -> None:
+        self.client = client
+        self.held = True
+        self.timers: list[asyncio.TimerHandle] = []
+        self.cut = False
+        self.released_early = False
+
+    @classmethod
+    async def acquire(cls, client: "Client") -> "_Slot":
+        await client.window.acquire()
+        return cls(client)
+
+    async def run(self, send: Coroutine[Any, Any, list[Response | BackendError]], n: int, *, may_cut: bool) -> list[Response | BackendError]:
+        loop = asyncio.get_running_loop()
+        t0, watch = loop.time(), self.client.overdue
+        task = asyncio.ensure_future(send)
+        if (overdue := watch.overdue()) is not None:
+            self.timers.append(loop.call_later(overdue, self._overdue))
+        if may_cut and (stalled := watch.stalled(self.client.backend_timeout)) is not None:
+            self.timers.append(loop.call_later(stalled, self._stall, task))
+        try:
+            answers = await task
+        except asyncio.CancelledError:
+            if not self.cut or (current := asyncio.current_task()) is not None and current.cancelling():
+                raise
+            return [_stalled_error(loop.time() - t0) for _ in range(n)]
+        if any(isinstance(a, Response) for a in answers):  # answers, not failures, teach the estimate
+            watch.observe(loop.time() - t0)
+        return answers
+
+    def _overdue(self) -> None:
+        """Give the slot back, unless many sends are overdue at once: then the server is slow
+        (a queue), not one connection stalled, and more sends would only lengthen its queue."""
+        client = self.client
+        if client.overdue_now >= max(1, client.window.limit // 8):
+            return
+        client.overdue_sends += 1
+        client.overdue_now += 1
+        self.released_early = True
+        self._give_back()
+
+    def _stall(self, task: "asyncio.Future[Any]") -> None:
+        self.cut = True
+        self.client.stalled_sends += 1
+        task.cancel()
+
+    def release(self) -> None:
+        """The send ended: stop its watch and give its slot back (if not already)."""
+        for timer in self.timers:
+            timer.cancel()
+        self.timers = []
+        if self.released_early:
+            self.released_early = False
+            self.client.overdue_now -= 1
+        self._give_back()
+
+    def _give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.client.window.release()
+
+
+def _stalled_error(seconds: float) -> BackendTimeout:
+    err = BackendTimeout(f"no answer after {seconds:.2f} s, far past the usual latency: cut off and sent again (a stalled connection)")
+    err.stalled = True  # type: ignore[attr-defined]  # retried at once: the server did not refuse it
+    return err
+
+
 class Client:
     """Policy around one backend. See the module docstring for what is counted where."""
 
@@ -210,6 +284,10 @@ class Client:
         self._rng = random.Random()
         self._writer = _GroupWriter(cache) if cache is not None else None
         self._own_prompts = PromptEstimator()
+        self.overdue = Overdue()
+        self.overdue_sends = 0  # sends whose slot was given back early (the bench reads these)
+        self.overdue_now = 0  # of those, still waiting (at most window.limit // 8 at once)
+        self.stalled_sends = 0  # sends cut off as stalled and sent again
 
     def _check_prices_for(self, budget: Budget | None) -> None:
         if budget is not None and budget.max_cost_usd is not None and not self.prices_known:
@@ -217,6 +295,12 @@ class Client:
                 f"budget.max_cost_usd needs the price of model {self.backend.model!r}, which is unknown: set price_prompt_per_1m "
                 "and price_completion_per_1m in its [teacher] / [judge.backend] section, or cap budget.max_tokens instead"
             )
+
+    @property
+    def backend_timeout(self) -> float | None:
+        """The backend's own timeout per request, when it has one (a stall is cut well before it)."""
+        timeout = getattr(self.backend, "timeout_s", None)
+        return float(timeout) if timeout is not None else None
 
     # -- accounting -------------------------------------------------------------------------
     @property
@@ -302,7 +386,9 @@ class Client:
         """A fixed pool of senders drains one queue: as many tasks as sends in flight, not one
         per request; a retry waits on its own timer, holding no slot, so nothing else pauses."""
         run = _Run(requests)
-        senders = [asyncio.create_task(self._sender(run)) for _ in range(min(self._senders, len(requests)))]
+        # Twice the window's sends: a sender waiting out a stalled request holds no window slot,
+        # and another sender takes its place (`_Slot`).
+        senders = [asyncio.create_task(self._sender(run)) for _ in range(min(2 * self._senders, len(requests)))]
         try:
             await run.done.wait()
         finally:
@@ -324,11 +410,19 @@ class Client:
                 job.held = None
 
     async def _sender(self, run: _Run) -> None:
+        """Takes a slot in the window first, then the most urgent ready jobs (retries first)."""
         try:
             while True:
-                jobs = [job for job in await run.take(self._chunk) if self._admit(run, job)]
+                slot = await _Slot.acquire(self)
+                try:
+                    jobs = [job for job in await run.take(self._chunk) if self._admit(run, job)]
+                except BaseException:
+                    slot.release()
+                    raise
                 if jobs:
-                    await self._send(run, jobs)
+                    await self._send(run, jobs, slot)
+                else:
+                    slot.release()
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # noqa: BLE001 - ends the whole call with it, never hangs it
@@ -355,16 +449,17 @@ class Client:
             run.finish(job, None)
             return False
 
-    async def _send(self, run: _Run, jobs: list[_Job]) -> None:
+    async def _send(self, run: _Run, jobs: list[_Job], slot: "_Slot") -> None:
         """One `generate` call inside the adaptive window, then each answer handled on its own."""
-        await self.window.acquire()
         try:
             await self._pace(jobs)
-            answers = await self._generate([job.request for job in jobs])
+            may_cut = not any(job.cut for job in jobs)
+            answers = await slot.run(self._generate([job.request for job in jobs]), len(jobs), may_cut=may_cut)
         finally:
-            self.window.release()
+            slot.release()
         self.usage.requests += len(jobs)
         for job, answer in zip(jobs, answers):
+            job.cut = job.cut or slot.cut
             self.window.record(isinstance(answer, (RateLimited, BackendTimeout)))
             if isinstance(answer, Response):
                 await self._account(job, answer)
@@ -407,7 +502,10 @@ class Client:
         timer.add_done_callback(run.timers.discard)
 
     def _backoff_delay(self, attempt: int, error: BackendError) -> float:
-        """Full jitter: uniform(0, min(max, base * 2^attempt)), but never less than a Retry-After."""
+        """Full jitter: uniform(0, min(max, base * 2^attempt)), but never less than a Retry-After;
+        none for a stalled send (nothing refused it: it is sent again at once)."""
+        if getattr(error, "stalled", False):
+            return 0.0
         delay = self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
         hint = retry_after(error)
         return max(delay, hint) if hint is not None else delay

@@ -7,6 +7,8 @@
   is parked until a request in flight settles; when none is left in flight the call stops.
 - `Pacer`: even spacing for requests per minute or tokens per minute (no bursts).
 - `AdaptiveWindow`: AIMD on requests in flight, driven by 429s and timeouts.
+- `Overdue`: when a send is overdue (far past the latency answers usually take), as TCP's
+  retransmission timer computes it: a request that late is stalled, not being worked on.
 """
 
 from __future__ import annotations
@@ -224,4 +226,41 @@ class AdaptiveWindow:
                 return
 
 
-__all__ = ["AdaptiveWindow", "Budget", "Pacer", "PromptEstimator", "Reservation", "prompt_token_bound", "worst_case_tokens"]
+class Overdue:
+    """When a send is late, from the latency of answers so far (RFC 6298's smoothed estimate and
+    mean deviation), None until `warmup` answers were seen:
+
+    - `overdue()`: max(1.5 x smoothed, smoothed + 4 x deviation): the send no longer counts
+      against the window (it waits on, holding no slot), so a hung request does not keep a
+      healthy one from being sent. Nothing is lost or sent twice by this.
+    - `stalled(timeout)`: max(3 x smoothed, smoothed + 8 x deviation), when well under the
+      timeout: the send is cut off and sent again at once, instead of waiting out the timeout.
+      Each request is cut this way at most once (`Client`); its next attempts wait the full timeout,
+      so a request that is only slow is never cut off twice.
+    """
+
+    def __init__(self, warmup: int = 16) -> None:
+        self.warmup = warmup
+        self.seen = 0
+        self.srtt = 0.0
+        self.rttvar = 0.0
+
+    def observe(self, seconds: float) -> None:
+        if self.seen == 0:
+            self.srtt, self.rttvar = seconds, seconds / 2
+        else:
+            self.rttvar += 0.25 * (abs(self.srtt - seconds) - self.rttvar)
+            self.srtt += 0.125 * (seconds - self.srtt)
+        self.seen += 1
+
+    def overdue(self) -> float | None:
+        return None if self.seen < self.warmup else max(1.5 * self.srtt, self.srtt + 4 * self.rttvar)
+
+    def stalled(self, timeout: float | None) -> float | None:
+        if self.seen < self.warmup:
+            return None
+        after = max(3 * self.srtt, self.srtt + 8 * self.rttvar)
+        return after if timeout is None or after < 0.8 * timeout else None
+
+
+__all__ = ["AdaptiveWindow", "Overdue", "Budget", "Pacer", "PromptEstimator", "Reservation", "prompt_token_bound", "worst_case_tokens"]

@@ -68,7 +68,9 @@ class OpenAICompatBackend:
         """The shared session for the running loop (a new loop gets a new pool)."""
         loop = asyncio.get_running_loop()
         if self._http is None or self._http[0] is not loop:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=None)
+            # Twice the client's concurrency: the client's window bounds the requests being worked
+            # on; a stalled one it stopped counting (limits.Overdue) still holds its connection.
+            connector = aiohttp.TCPConnector(limit=2 * self.max_connections, limit_per_host=0, ttl_dns_cache=None)
             timeout = aiohttp.ClientTimeout(total=self.timeout_s)
             session = aiohttp.ClientSession(headers=self._headers, timeout=timeout, connector=connector, skip_auto_headers=("User-Agent",))
             self._http = (loop, session)

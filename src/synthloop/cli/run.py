@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from synthloop.errors import RecipeError
 from synthloop.recipe import load_recipe
 
 
@@ -19,7 +20,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--runs-dir", type=Path, default=None, help="where run directories go (default: the recipe's output.runs_dir)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. --set teacher.temperature=0.2 (VALUE is TOML)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan, request count and cost estimate; call no model")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, request count and cost estimate; call no model (unless --preview N)")
+    p.add_argument("--preview", type=int, default=0, metavar="N",
+                   help="with --dry-run: send N planned records for real (teacher and judge; cached, and counted in the budget) "
+                        "and estimate the cost from their measured output lengths")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs and CI)")
     p.set_defaults(func=cmd_run)
 
@@ -27,10 +31,14 @@ def add_parser(sub: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, overrides=_parse_overrides(args.overrides))
     console = Console(stderr=True)
+    if args.preview and not args.dry_run:
+        raise RecipeError("--preview N goes with --dry-run: run `synthloop run RECIPE --dry-run --preview N`")
+    if args.preview < 0:
+        raise RecipeError(f"--preview takes a number of records (at least 1), got {args.preview}")
     if args.dry_run:
         from synthloop.engines.dryrun import dry_run
 
-        print(dry_run(recipe))
+        print(dry_run(recipe, preview_n=args.preview, runs_dir=args.runs_dir))
         return 0
     from synthloop.pipeline.plan import round_size
     from synthloop.rounds import run

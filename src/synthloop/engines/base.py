@@ -29,7 +29,9 @@ class ChunkResult:
     stats: dict[str, StageStats] = field(default_factory=dict)
 
 
-#: Called with each finished chunk, in order, before the next one starts: it commits the chunk.
+#: Called with each finished chunk, strictly in chunk order, on the thread that called
+#: `run_chunks`: it commits the chunk. Later chunks' heads may already be running (streaming);
+#: a chunk is done only once this returns.
 Commit = Callable[[ChunkResult], None]
 
 

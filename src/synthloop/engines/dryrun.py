@@ -1,16 +1,22 @@
 """`synthloop run --dry-run`: the plan, how many requests it will send, an upper-bound token and
 cost estimate (teacher and judge, each at its own prices), and a rehearsal of the whole pipeline
-on the fake backend in a throw-away directory. No model is called."""
+on the fake backend in a throw-away directory. No model is called, unless `--preview N`: then N
+planned records are generated (and judged) for real, and the measured output lengths give a
+typical (median), high (90th percentile) and worst-case (max_tokens) cost."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from synthloop.pipeline.plan import cells, plan, round_size
 from synthloop.recipe import BackendConfig, Recipe
+from synthloop.records import Record, Usage
 from synthloop.tasks import get_task
 
 #: Rough characters per token for English prose and code (used only for estimates).
@@ -66,7 +72,7 @@ def estimate(recipe: Recipe) -> tuple[Estimate, Estimate]:
     return gen, judge
 
 
-def dry_run(recipe: Recipe) -> str:
+def dry_run(recipe: Recipe, preview_n: int = 0, runs_dir: Path | None = None) -> str:
     records = plan(recipe)
     gen, judge = estimate(recipe)
     t, j = recipe.teacher, recipe.judge_backend
@@ -87,6 +93,8 @@ def dry_run(recipe: Recipe) -> str:
         f"{_price(t)}; judge {_usd(judge_cost, rounds)} at {_price(j)})",
         _rehearse(recipe),
     ]
+    if preview_n > 0:
+        lines += preview_lines(recipe, preview_n, runs_dir)
     return "\n".join(lines)
 
 
@@ -114,3 +122,125 @@ def _rehearse(recipe: Recipe) -> str:
         f"rehearsal on the fake backend: {result.planned} records through every stage -> "
         f"{result.accepted} accepted, {result.rejected} rejected (the stages are wired; no model was called)"
     )
+
+
+# -- `--dry-run --preview N`: measured output lengths ------------------------------------------
+
+@dataclass
+class Measured:
+    """Tokens per record of one side (teacher or judge), from real answers."""
+
+    prompt: list[int]
+    completion: list[int]
+    requests: int = 0
+    cached: int = 0
+
+    def at(self, q: float) -> tuple[int, int]:
+        """(prompt, completion) tokens per record at quantile `q` (0.5: the median)."""
+        return _quantile(self.prompt, q), _quantile(self.completion, q)
+
+
+def _quantile(values: list[int], q: float) -> int:
+    if not values:
+        return 0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def preview_records(recipe: Recipe, n: int) -> list[Record]:
+    """N planned records spread evenly over the plan (every task and cell has its chance)."""
+    records = plan(recipe)
+    step = max(1, len(records) // max(1, n))
+    return records[::step][:n]
+
+
+def preview(recipe: Recipe, n: int, runs_dir: Path | None = None) -> tuple[Measured, Measured]:
+    """Send N planned records' requests for real (teacher, then judge) through the run's client:
+    the answers go to the run directory's cache (the real run reuses them) and count against the
+    budget (its ledger is that cache's)."""
+    from synthloop.backends import Budget, RequestCache, make_backend, make_client
+    from synthloop.storage import RunDir
+
+    cache = RequestCache(RunDir(recipe.run_dir(runs_dir)).cache_path)
+    spent = cache.spent()
+    budget = Budget(recipe.budget.max_cost_usd, recipe.budget.max_tokens, spent_cost_usd=spent.cost_usd or 0.0, spent_tokens=spent.tokens)
+    teacher_backend = make_backend(recipe.teacher)
+    teacher = make_client(recipe.teacher, backend=teacher_backend, cache=cache, budget=budget)
+    judge_backend = teacher_backend if recipe.judge.backend is None else make_backend(recipe.judge_backend)
+    judge = make_client(recipe.judge_backend, backend=judge_backend, cache=cache, budget=budget)
+    try:
+        return asyncio.run(_preview(recipe, preview_records(recipe, n), teacher, judge))
+    finally:
+        cache.close()
+
+
+async def _preview(recipe: Recipe, records: list[Record], teacher: Any, judge: Any) -> tuple[Measured, Measured]:
+    from synthloop.pipeline.context import RunContext
+    from synthloop.pipeline.generate import GenerateStage
+
+    try:
+        ctx = RunContext()
+        results = await GenerateStage(teacher, recipe.teacher, recipe).decide_batch(records, ctx)
+        gen = _measured([r.usage for r in records])
+        written = [r for r, ok in zip(records, results) if ok is True]
+        judged = await _judge_usage(recipe, written, judge) if recipe.judge.enabled else []
+        return gen, _measured(judged)
+    finally:
+        await teacher.backend.aclose()
+        await judge.backend.aclose()
+
+
+async def _judge_usage(recipe: Recipe, records: list[Record], client: Any) -> list[Usage]:
+    """What judging each record costs: the recipe's judge (its rubric per task, samples and
+    panel), not calibrated here (calibration is a one-off cost the dry run does not estimate)."""
+    from synthloop.backends import make_client
+    from synthloop.pipeline.generate import usage_of
+    from synthloop.tasks import judge_rubric
+    from synthloop.verifiers.judge import LLMJudge, judge_records
+
+    jc, cfg = recipe.judge, recipe.judge_backend
+    panel = [(make_client(b, cache=client.cache, budget=client.budget), b.model) for b in jc.panel]
+    pairs = []
+    for r in records:
+        rubric = judge_rubric(r.task) if jc.rubric == "auto" else jc.rubric
+        if rubric != "none":
+            pairs.append((LLMJudge(client, rubric=rubric, min_score=jc.min_score, model=cfg.model, max_tokens=cfg.max_tokens,
+                                   temperature=cfg.temperature, top_p=cfg.top_p, samples=jc.samples, panel=panel), r))
+    try:
+        return [usage_of(s.judge.client, s.outcomes) for s in await judge_records(pairs)] if pairs else []
+    finally:
+        for c, _ in panel:
+            await c.backend.aclose()
+
+
+def _measured(usages: list[Usage]) -> Measured:
+    return Measured([u.prompt_tokens for u in usages], [u.completion_tokens for u in usages],
+                    sum(u.requests for u in usages), sum(u.cached_requests for u in usages))
+
+
+def preview_lines(recipe: Recipe, n: int, runs_dir: Path | None = None) -> list[str]:
+    """The measured estimate: typical (median), high (90th percentile) and worst case
+    (every request at max_tokens, the upper bound above), teacher and judge at their prices."""
+    gen, judge = preview(recipe, n, runs_dir)
+    upper_gen, upper_judge = estimate(recipe)
+    records = len(plan(recipe))
+    per_record = recipe.judge.samples * (1 + len(recipe.judge.panel))
+    judged = upper_judge.requests // per_record if judge.completion else 0  # records the judge reads
+    rounds = recipe.rounds.count
+    lines = [f"preview: {len(gen.completion)} records sent for real ({gen.requests + judge.requests} requests, "
+             f"{gen.cached + judge.cached} of them from the cache); their answers are cached for the run and counted in its budget"]
+    for label, q in (("typical (median)", 0.5), ("high (90th percentile)", 0.9)):
+        (gp, gc), (jp, jcomp) = gen.at(q), judge.at(q)
+        g = Estimate(upper_gen.requests, gp * records, gc * records)
+        j = Estimate(upper_judge.requests, jp * judged, jcomp * judged)
+        lines.append(f"  {label}: {_usd(_total(recipe, g, j), rounds)} (teacher {gc} completion tokens a record, "
+                     f"judge {jcomp}; {_usd(g.cost(recipe.teacher), rounds)} + {_usd(j.cost(recipe.judge_backend) if judged else 0.0, rounds)})")
+    lines.append(f"  worst case (every request at max_tokens): {_usd(_total(recipe, upper_gen, upper_judge), rounds)}")
+    return lines
+
+
+def _total(recipe: Recipe, gen: Estimate, judge: Estimate) -> float | None:
+    """Teacher + judge in USD; None (unknown) when either price is unknown and it is used."""
+    g = gen.cost(recipe.teacher)
+    j = judge.cost(recipe.judge_backend) if judge.requests and judge.completion_tokens + judge.prompt_tokens else 0.0
+    return None if g is None or j is None else g + j

@@ -11,7 +11,11 @@ Every base counts seen / kept / rejected-by-reason in `ctx.stats[name]` the same
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
 
 from synthloop.pipeline.context import RunContext, StageStats
@@ -32,6 +36,11 @@ class Stage:
 
     def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
         raise NotImplementedError
+
+    def requests_in_flight(self) -> int:
+        """How many model requests this stage can keep in flight (its client's concurrency); 0 for
+        a stage that sends none. A streaming engine runs enough chunks at once to fill it."""
+        return 0
 
     def close(self, ctx: RunContext) -> None:
         """Called once after the last record of a chunk (flush indexes). Default: nothing."""
@@ -83,30 +92,77 @@ def applies(verifier: Verifier, record: Record) -> bool:
     return bool(check(record)) if callable(check) else True
 
 
+def parallel_safe(verifier: Verifier) -> bool:
+    """A verifier whose `verify` may run on several threads at once says `parallel = True` (the
+    sandboxed ones: each check is its own subprocess). Others run one record at a time."""
+    return bool(getattr(verifier, "parallel", False))
+
+
 class VerifierStage(Stage):
     """Each record is checked by the first verifier that applies to it; the verdict is attached
-    whether it passes or not. Stats and rejections are named `<stage>:<verifier name>`."""
+    whether it passes or not. Stats and rejections are named `<stage>:<verifier name>`.
 
-    def __init__(self, verifiers: Verifier | Sequence[Verifier], stage: str = "verify") -> None:
+    Checks of parallel-safe verifiers run on `workers` threads (default: one per core), shared by
+    every chunk the engine runs at once; verdicts are settled in record order, so the outcome is
+    the serial one. A stage's `seconds` is the sum of its checks' times."""
+
+    def __init__(self, verifiers: Verifier | Sequence[Verifier], stage: str = "verify", workers: int | None = None) -> None:
         self.verifiers = [verifiers] if isinstance(verifiers, Verifier) else list(verifiers)
         self.stage = stage
         self.name = stage if len(self.verifiers) != 1 else f"{stage}:{self.verifiers[0].name}"
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
-        for record in records:
-            verifier = next((v for v in self.verifiers if applies(v, record)), None)
-            if verifier is None:
+        batch = [(record, next((v for v in self.verifiers if applies(v, record)), None)) for record in records]
+        checks = [self._start(record, v) if v is not None else None for record, v in batch]
+        for (record, verifier), check in zip(batch, checks, strict=True):
+            if verifier is None or check is None:
                 yield record
                 continue
+            verdict, seconds = check.result() if isinstance(check, Future) else _timed_verify(verifier, record)
             name = f"{self.stage}:{verifier.name}"
-            with ctx.timer(name):
-                verdict = verifier.verify(record)
+            ctx.stage_stats(name).seconds += seconds
             if _settle(ctx.stage_stats(name), record, verdict, name, ctx):
                 yield record
 
+    def _start(self, record: Record, verifier: Verifier) -> "Future[tuple[Verdict, float]] | bool":
+        """A parallel-safe check goes to the pool now (a future); any other runs in its turn (True)."""
+        if not parallel_safe(verifier) or self.workers <= 1:
+            return True
+        return self.pool().submit(_timed_verify, verifier, record)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (an engine may ship stages to other processes): the pool is made again there."""
+        state = dict(self.__dict__)
+        state["_pool"], state["_lock"] = None, None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="synthloop-verify")
+            return self._pool
+
+
+def _timed_verify(verifier: Verifier, record: Record) -> tuple[Verdict, float]:
+    t0 = time.perf_counter()
+    verdict = verifier.verify(record)
+    return verdict, time.perf_counter() - t0
+
 
 class BatchStage(Stage):
-    """Decides a chunk at once with an async `decide_batch`, run on the engine's event loop."""
+    """Decides a chunk at once with an async `decide_batch`, run on the engine's event loop.
+    A batch stage that talks to a model keeps it in `self.client` (its concurrency is what the
+    engine keeps busy: `requests_in_flight`)."""
+
+    def requests_in_flight(self) -> int:
+        return int(getattr(getattr(self, "client", None), "concurrency", 0))
 
     async def decide_batch(self, records: list[Record], ctx: RunContext) -> list[KeepResult | Verdict]:
         raise NotImplementedError
@@ -143,4 +199,4 @@ def run_stages(records: Iterable[Record], stages: Sequence[Stage], ctx: RunConte
         stage.close(ctx)
 
 
-__all__ = ["BatchStage", "Filter", "KeepResult", "Stage", "Verifier", "VerifierStage", "applies", "run_stages", "split_stages"]
+__all__ = ["BatchStage", "Filter", "KeepResult", "Stage", "Verifier", "VerifierStage", "applies", "parallel_safe", "run_stages", "split_stages"]

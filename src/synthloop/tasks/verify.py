@@ -28,6 +28,7 @@ MAX_OUTPUT_CHARS = 400
 
 class TaskVerifier:
     name = "task"
+    parallel = True  # each check is its own sandboxed subprocess: safe on several threads at once
 
     def __init__(self, timeout_s: float = 5.0, memory_mb: int = 512, min_support: float = 0.6) -> None:
         self.limits = SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb)

@@ -114,6 +114,7 @@ class PythonCodeVerifier:
     is the mutation score when mutants ran, else the fraction of tests that passed."""
 
     name = "python_tests"
+    parallel = True  # each check is its own sandboxed subprocess: safe on several threads at once
 
     def __init__(self, timeout_s: float = 5.0, memory_mb: int = 512, *, min_mutation_score: float = 0.5,
                  max_mutants: int = 8, check_explanation: bool = True) -> None:

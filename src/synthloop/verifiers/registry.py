@@ -54,6 +54,7 @@ class _Routed:
     def __init__(self, verifier: Verifier, applies: Applies) -> None:
         self.verifier = verifier
         self.name = verifier.name
+        self.parallel = bool(getattr(verifier, "parallel", False))  # see `pipeline.stage.parallel_safe`
         self._applies = applies
 
     def applies(self, record: Record) -> bool:

@@ -117,6 +117,7 @@ class PythonSnippetVerifier:
     """`verify(record)`: the record's examples run and its output claims hold; else its checkers."""
 
     name = "python_snippets"
+    parallel = True  # each check is its own sandboxed subprocess: safe on several threads at once
 
     def __init__(self, timeout_s: float = 5.0, memory_mb: int = 512, *, checkers: tuple[str, ...] | list[str] = ("final_answer", "program_of_thought")) -> None:
         from synthloop.verifiers.checkers import resolve
