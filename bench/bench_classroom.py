@@ -33,10 +33,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from synthloop.student import skills as sk  # noqa: E402
 from synthloop.student.config import EvalConfig, SteerConfig, StudentConfig  # noqa: E402
 from synthloop.student.evaluate import EvalItem, EvalResult, evaluate_checkpoint  # noqa: E402
-from synthloop.student.steer import History, RoundOutcome, allocate  # noqa: E402
+from synthloop.student.steer import (  # noqa: E402
+    History,
+    RoundOutcome,
+    _with_floor,
+    allocate,
+    marginal_response,
+    register_allocator,
+)
 from synthloop.student.train import train  # noqa: E402
 
 ARMS = ("uniform", "targeted")
+
+
+@register_allocator("floor_only")
+def floor_only(history: History, total: int, cfg: SteerConfig) -> dict[str, int]:
+    """Ablation: a skill that did not rise gets its floor, every other skill the same share (no
+    error, no rate): separates what cutting the unresponsive skill does from what the weights do."""
+    rates = {s: marginal_response(history, s, cfg.response_min_gain) for s in history.all_skills()}
+    return _with_floor({s: 0.0 if r == 0.0 else 1.0 for s, r in rates.items()}, total, cfg.floor_examples)
 
 
 def parse() -> argparse.Namespace:
