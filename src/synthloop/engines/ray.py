@@ -308,6 +308,7 @@ class RayEngine:
         self.started_ray = False
         self.ledger: Any = None
         self.workers: list[Any] = []
+        self.golden_ref: Any = None
         #: Chunks each worker process ran (by pid), for the bench and tests.
         self.chunks_by_worker: Counter[int] = Counter()
 
@@ -332,10 +333,11 @@ class RayEngine:
         self.ledger = ray.remote(Ledger).options(num_cpus=0, scheduling_strategy=here).remote(
             str(RunDir(self.setup.run_dir).cache_path), budget.max_cost_usd, budget.max_tokens)
         recipe = worker_recipe(self.setup.recipe, self.cfg.workers)
-        golden = ray.put(self.setup.golden_texts)
+        # kept on the engine: Ray restarts a dead worker with the same arguments, so they must live on
+        self.golden_ref = ray.put(self.setup.golden_texts)
         actor = ray.remote(HeadWorker).options(num_cpus=self.cfg.cpus_per_worker, max_restarts=MAX_RESTARTS,
                                                max_task_retries=MAX_RESTARTS)
-        self.workers = [actor.remote(recipe, i, self.ledger, golden, os.getcwd()) for i in range(self.cfg.workers)]
+        self.workers = [actor.remote(recipe, i, self.ledger, self.golden_ref, os.getcwd()) for i in range(self.cfg.workers)]
 
     def worker_pids(self) -> list[int]:
         """The workers' process ids (tests kill one)."""
@@ -423,7 +425,7 @@ class RayEngine:
                 if self.started_ray:
                     ray.shutdown()
         finally:
-            self.workers, self.ledger = [], None
+            self.workers, self.ledger, self.golden_ref = [], None, None
             self.io.close()
 
 
