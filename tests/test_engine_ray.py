@@ -104,6 +104,14 @@ def test_the_ledger_holds_one_cap_for_every_worker(tmp_path: Path) -> None:
     ledger.close()
 
 
+def test_dry_run_rehearses_a_ray_recipe_on_the_local_engine(tmp_path: Path) -> None:
+    """The rehearsal must call no model: Ray workers would build the recipe's real backends."""
+    from synthloop.engines.dryrun import dry_run
+
+    r = fake_recipe(tmp_path, engine={"name": "ray", "address": "127.0.0.1:9"})
+    assert "rehearsal on the fake backend" in dry_run(r)
+
+
 # -- the namespace run --------------------------------------------------------------------------
 
 @pytest.mark.slow
