@@ -126,6 +126,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         with OpenAIStub(responder=answer_for, slots=args.slots, latency_s=args.latency_ms / 1000) as stub:
             recipe = tmp / "recipe.toml"
             recipe.write_text(RECIPE.format(records=args.records, url=stub.base_url, concurrency=args.concurrency, shard=args.shard))
+            ledger_ms = ledger_round_trip_ms(tmp / "ledger.sqlite")
             arms = [run_arm("local", recipe, tmp / "local", "local", 1),
                     run_arm("ray x1", recipe, tmp / "ray1", "ray", 1),
                     run_arm("ray x2", recipe, tmp / "ray2", "ray", 2),
@@ -134,10 +135,33 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
-    return report(args, arms)
+    return report(args, arms, ledger_ms)
 
 
-def report(args: argparse.Namespace, arms: list[Arm]) -> dict[str, Any]:
+def ledger_round_trip_ms(path: Path, n: int = 300) -> dict[str, float]:
+    """Milliseconds per call to the ledger actor, as a worker makes them: a reservation, and a
+    write of one answer (committed before it returns)."""
+    import ray
+
+    from synthloop.backends.base import Response
+    from synthloop.backends.cache import Entry
+    from synthloop.engines.ray import Ledger
+
+    ledger = ray.remote(Ledger).options(num_cpus=0).remote(str(path), None, 10**12)
+    ray.get(ledger.totals.remote())
+    t0 = time.perf_counter()
+    for _ in range(n):
+        ray.get(ledger.reserve.remote(0, 10, 0.0))
+    reserve = (time.perf_counter() - t0) / n * 1000
+    t0 = time.perf_counter()
+    for i in range(n):
+        ray.get(ledger.put_many.remote([Entry(f"k{i}", Response("x", 1, 1, "stop"))]))
+    put = (time.perf_counter() - t0) / n * 1000
+    ray.kill(ledger)
+    return {"reserve_ms": round(reserve, 2), "put_one_ms": round(put, 2)}
+
+
+def report(args: argparse.Namespace, arms: list[Arm], ledger_ms: dict[str, float]) -> dict[str, Any]:
     local = arms[0]
     same = all(a.accepted == local.accepted for a in arms)
     chunks = -(-local.planned // args.shard)
@@ -159,12 +183,15 @@ def report(args: argparse.Namespace, arms: list[Arm]) -> dict[str, Any]:
         "worker_s_per_chunk": round(worker_s_per_chunk, 3), "driver_s_per_chunk": round(driver, 4),
         "workers_bound_by_driver": int(worker_s_per_chunk / driver) if driver else None,
         "workers_bound_by_server": args.slots // args.concurrency,
+        "ledger": ledger_ms,
     }
     print(f"speed-up 1 -> 2 workers: {out['speedup_2_over_1_worker']}x; 2 workers vs local: {out['speedup_2_workers_over_local']}x; "
           f"vs local at 2x concurrency: {out['speedup_2_workers_over_local_at_2x_concurrency']}x")
     print(f"on paper: a worker needs {worker_s_per_chunk:.2f} s per chunk, the driver {driver * 1000:.1f} ms -> the driver keeps up "
           f"with ~{out['workers_bound_by_driver']} workers; the stub's {args.slots} slots / {args.concurrency} per worker -> "
           f"{out['workers_bound_by_server']} workers before the server queues")
+    print(f"ledger actor, per call from this process: a reservation {ledger_ms['reserve_ms']} ms, "
+          f"a one-answer write {ledger_ms['put_one_ms']} ms")
     assert same, "the engines disagree on the accepted set"
     return out
 

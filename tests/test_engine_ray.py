@@ -63,6 +63,8 @@ def test_engine_section_is_validated(tmp_path: Path) -> None:
         fake_recipe(tmp_path, engine={"name": "spark"})
     with pytest.raises(RecipeError, match="engine.address is read only by the ray engine"):
         fake_recipe(tmp_path, engine={"address": "auto"})
+    with pytest.raises(RecipeError, match="Ray Client"):
+        fake_recipe(tmp_path, engine={"name": "ray", "address": "ray://head:10001"})
     with pytest.raises(RecipeError, match="needs the run"):
         make_engine("ray")
 

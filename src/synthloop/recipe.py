@@ -193,7 +193,7 @@ class EngineConfig(Section):
     #: "local": this process. "ray": generate, verify, judge and the per-record filters on Ray
     #: workers; dedup and the commits on this process (the driver), in chunk order.
     name: Literal["local", "ray"] = "local"
-    #: ray: the cluster to join ("auto", "ray://head:10001", "10.0.0.5:6379"); unset: a local
+    #: ray: the cluster to join, from one of its nodes ("auto", "10.0.0.5:6379"); unset: a local
     #: cluster is started for the run (and stopped after it).
     address: str | None = None
     #: ray: how many workers (actors); each has its own clients at the recipe's concurrency.
@@ -205,6 +205,9 @@ class EngineConfig(Section):
     def _ray_keys(self) -> "EngineConfig":
         if self.name != "ray" and self.address is not None:
             raise ValueError("engine.address is read only by the ray engine: set engine.name = \"ray\" or remove it")
+        if (self.address or "").startswith("ray://"):
+            raise ValueError("engine.address: Ray Client (ray://) is not supported: the request cache would be written on the "
+                             "head node, away from the run directory; run synthloop on a node of the cluster with address = \"auto\"")
         return self
 
 
