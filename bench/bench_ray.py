@@ -120,7 +120,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     from textbook_answers import answer_for
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
-    ray.init(num_cpus=args.cpus, object_store_memory=96 * 1024 * 1024, include_dashboard=False,
+    ray.init(address="local", num_cpus=args.cpus, object_store_memory=96 * 1024 * 1024, include_dashboard=False,
              _node_ip_address="127.0.0.1", configure_logging=False, log_to_driver=False)
     try:
         with OpenAIStub(responder=answer_for, slots=args.slots, latency_s=args.latency_ms / 1000) as stub:

@@ -117,7 +117,7 @@ def test_dry_run_rehearses_a_ray_recipe_on_the_local_engine(tmp_path: Path) -> N
 # -- the namespace run --------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_ray_in_a_loopback_namespace() -> None:
     """Runs the Ray tests below in a network namespace where only loopback exists, so a Ray that
     listens on every interface is reachable from nowhere else."""
@@ -132,16 +132,17 @@ def test_ray_in_a_loopback_namespace() -> None:
     ray_tmp = tempfile.mkdtemp(prefix="slray-", dir="/tmp")  # short: Ray's socket paths have a length limit
     env = {**os.environ, "SYNTHLOOP_RAY_NETNS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": ray_tmp}
-    inner = f"{ip} link set lo up && exec {sys.executable} -m pytest {__file__} -m slow -k 'not loopback_namespace' -q -p no:cacheprovider -x"
+    inner = f"{ip} link set lo up && exec {sys.executable} -m pytest {__file__} -m slow -k 'not loopback_namespace' -q -p no:cacheprovider -x --durations=6"
     try:
         proc = subprocess.run([unshare or "unshare", "-rn", "sh", "-c", inner], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=580)
+                              cwd=ROOT, timeout=870)
     finally:
         stop_leftovers(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     print(proc.stdout[-4000:])
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert "4 passed" in proc.stdout.splitlines()[-1] and "skipped" not in proc.stdout.splitlines()[-1]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert "4 passed" in last and "skipped" not in last, last
 
 
 def stop_leftovers(ray_tmp: str) -> None:
@@ -160,7 +161,7 @@ def ray_cluster() -> Iterator[Any]:
     """One local cluster for the in-process tests (a run joins a running one and leaves it up)."""
     import ray
 
-    ray.init(num_cpus=2, object_store_memory=96 * 1024 * 1024, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, object_store_memory=96 * 1024 * 1024, include_dashboard=False, _node_ip_address="127.0.0.1",
              configure_logging=False)
     yield ray
     ray.shutdown()
@@ -178,12 +179,17 @@ def manifest(run_dir: Path) -> dict[str, Any]:
     return dict(json.loads((run_dir / "manifest.json").read_text()))
 
 
+@pytest.fixture(scope="module")
+def fake_reference(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The fake-teacher recipe on the local engine: what Ray must reproduce."""
+    with Run(fake_recipe(tmp_path_factory.mktemp("local"))) as run:
+        return run.execute()
+
+
 @pytest.mark.slow
 @needs_netns
-def test_ray_gives_the_local_accepted_set_with_spend_totalled(tmp_path: Path, ray_cluster: Any) -> None:
-    local = fake_recipe(tmp_path / "local")
-    with Run(local) as run:
-        ref = run.execute()
+def test_ray_gives_the_local_accepted_set_with_spend_totalled(tmp_path: Path, ray_cluster: Any, fake_reference: Any) -> None:
+    ref = fake_reference
     on_ray = fake_recipe(tmp_path / "ray", engine={"name": "ray", "workers": 2})
     with Run(on_ray) as run:
         got = run.execute()
@@ -202,10 +208,8 @@ def test_ray_gives_the_local_accepted_set_with_spend_totalled(tmp_path: Path, ra
 
 @pytest.mark.slow
 @needs_netns
-def test_a_token_cap_holds_across_workers_then_resumes(tmp_path: Path, ray_cluster: Any) -> None:
-    ref = Run(fake_recipe(tmp_path / "local"))
-    with ref:
-        full = ref.execute()
+def test_a_token_cap_holds_across_workers_then_resumes(tmp_path: Path, ray_cluster: Any, fake_reference: Any) -> None:
+    full = fake_reference
     total = manifest(full.run_dir)["spent"]["tokens"]
     cap = total // 2
     capped = fake_recipe(tmp_path / "ray", engine={"name": "ray", "workers": 2}, budget={"max_tokens": cap})
@@ -246,7 +250,7 @@ threshold = 0.97
 RAY = '\n[engine]\nname = "ray"\nworkers = 2\n'
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def slow_stub() -> Iterator[Any]:
     from synthloop.testing.openai_stub import Fault, OpenAIStub
     from textbook_answers import answer_for
@@ -254,6 +258,20 @@ def slow_stub() -> Iterator[Any]:
     slow = Fault("slow", delay_s=0.15)
     with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
         yield stub
+
+
+@pytest.fixture(scope="module")
+def stub_reference(slow_stub: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], int]:
+    """The stub recipe on the local engine: its accepted set and how many requests it sent."""
+    from synthloop.recipe import load_recipe
+
+    tmp = tmp_path_factory.mktemp("stub-local")
+    slow_stub.requests.clear()
+    with Run(load_recipe(stub_recipe(tmp, slow_stub.base_url)), runs_dir=tmp / "runs") as run:
+        ref = run.execute()
+    sent = len(slow_stub.requests)
+    slow_stub.requests.clear()
+    return accepted_hashes(ref.run_dir), sent
 
 
 def stub_recipe(tmp_path: Path, url: str, engine: str = "") -> Path:
@@ -270,15 +288,12 @@ def cli_run(recipe: Path, runs: Path) -> subprocess.Popen[str]:
 
 @pytest.mark.slow
 @needs_netns
-def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes(tmp_path: Path, ray_cluster: Any, slow_stub: Any) -> None:
+def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes(tmp_path: Path, ray_cluster: Any, slow_stub: Any,
+                                                                    stub_reference: tuple[list[str], int]) -> None:
     from synthloop.recipe import load_recipe
 
-    local = load_recipe(stub_recipe(tmp_path, slow_stub.base_url))
-    with Run(local, runs_dir=tmp_path / "local") as run:
-        ref = run.execute()
-    reference_requests = len(slow_stub.requests)
+    reference, reference_requests = stub_reference
     slow_stub.requests.clear()
-
     killed: list[int] = []
     on_ray = load_recipe(stub_recipe(tmp_path, slow_stub.base_url, RAY))
     with Run(on_ray, runs_dir=tmp_path / "ray") as run:
@@ -295,20 +310,18 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes(tmp_path: Pa
         after = engine.worker_pids()
     assert killed and got.finished
     assert killed[0] not in after and len(set(after)) == 2  # Ray restarted the killed worker
-    assert accepted_hashes(got.run_dir) == accepted_hashes(ref.run_dir)
+    assert accepted_hashes(got.run_dir) == reference
     # only the killed worker's requests in flight (at most its concurrency) are asked twice
     assert reference_requests <= len(slow_stub.requests) <= reference_requests + 4
 
 
 @pytest.mark.slow
 @needs_netns
-def test_the_driver_killed_then_resumed_gives_the_local_accepted_set(tmp_path: Path, slow_stub: Any) -> None:
+def test_the_driver_killed_then_resumed_gives_the_local_accepted_set(tmp_path: Path, slow_stub: Any,
+                                                                     stub_reference: tuple[list[str], int]) -> None:
     """kill -9 of `synthloop run` (and with it the local cluster it started), then the same command."""
-    ref = cli_run(stub_recipe(tmp_path, slow_stub.base_url), tmp_path / "ref")
-    assert ref.wait(timeout=180) == 0, ref.stderr.read() if ref.stderr else ""
-    reference_requests = len(slow_stub.requests)
+    reference, reference_requests = stub_reference
     slow_stub.requests.clear()
-
     recipe = stub_recipe(tmp_path, slow_stub.base_url, RAY)
     proc = cli_run(recipe, tmp_path / "runs")
     path = tmp_path / "runs" / "ray-kill" / "manifest.json"
@@ -325,7 +338,7 @@ def test_the_driver_killed_then_resumed_gives_the_local_accepted_set(tmp_path: P
     out, err = resumed.communicate(timeout=240)
     assert resumed.returncode == 0, err[-3000:]
     assert "reused from the cache" in out
-    assert accepted_hashes(tmp_path / "runs" / "ray-kill") == accepted_hashes(tmp_path / "ref" / "ray-kill")
+    assert accepted_hashes(tmp_path / "runs" / "ray-kill") == reference
     final = json.loads(path.read_text())
     assert final["finished"] is True and final["rounds"][0]["completed_chunks"] == list(range(8))
     # answered requests are not asked again; only those in flight at the kill (2 workers x 4)

@@ -291,7 +291,8 @@ def init_ray(address: str | None, num_cpus: int) -> None:
         if address:
             ray.init(address=address, include_dashboard=False, configure_logging=False)
         else:
-            ray.init(num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
+            # "local": a new cluster for this run (no address would join the last one started here)
+            ray.init(address="local", num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=False,
                      _node_ip_address="127.0.0.1", configure_logging=False)
     except ConnectionError as e:
         raise RayEngineError(f"cannot reach the Ray cluster at {address!r}: {e} (check engine.address and that "
