@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -186,6 +186,31 @@ class OutputConfig(Section):
     shard_size: int = Field(8, ge=1)  # records per committed chunk (the unit of resume)
 
 
+class EngineConfig(Section):
+    """Where a run's chunks go through the stages (docs/ray.md). Not part of the recipe's identity:
+    switching engines resumes the same run, with the same accepted set."""
+
+    #: "local": this process. "ray": generate, verify, judge and the per-record filters on Ray
+    #: workers; dedup and the commits on this process (the driver), in chunk order.
+    name: Literal["local", "ray"] = "local"
+    #: ray: the cluster to join, from one of its nodes ("auto", "10.0.0.5:6379"); unset: a local
+    #: cluster is started for the run (and stopped after it).
+    address: str | None = None
+    #: ray: how many workers (actors); each has its own clients at the recipe's concurrency.
+    workers: int = Field(2, ge=1)
+    #: ray: CPUs each worker reserves (a local cluster gets workers x this many).
+    cpus_per_worker: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ray_keys(self) -> "EngineConfig":
+        if self.name != "ray" and self.address is not None:
+            raise ValueError("engine.address is read only by the ray engine: set engine.name = \"ray\" or remove it")
+        if (self.address or "").startswith("ray://"):
+            raise ValueError("engine.address: Ray Client (ray://) is not supported: the request cache would be written on the "
+                             "head node, away from the run directory; run synthloop on a node of the cluster with address = \"auto\"")
+        return self
+
+
 class Recipe(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     description: str = ""
@@ -198,6 +223,7 @@ class Recipe(Section):
     budget: BudgetConfig = BudgetConfig()
     output: OutputConfig = OutputConfig()
     rounds: RoundsConfig = RoundsConfig()
+    engine: EngineConfig = EngineConfig()
     #: Sections owned by their packages (grounding/, collapse/), validated like the rest.
     grounding: GroundingConfig | None = None
     collapse: CollapseConfig | None = None
@@ -304,6 +330,7 @@ __all__ = [
     "BackendConfig",
     "BudgetConfig",
     "CurateConfig",
+    "EngineConfig",
     "JudgeConfig",
     "OutputConfig",
     "PlanConfig",

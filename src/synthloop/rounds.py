@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from synthloop.backends import Backend, Budget, Client, RequestCache, make_backend, make_client
-from synthloop.engines import Chunk, ChunkResult, Engine, make_engine
+from synthloop.engines import Chunk, ChunkResult, Engine, EngineSetup, make_engine
 from synthloop.errors import BudgetExceeded, RecipeError
 from synthloop.pipeline.build import StageResources, build_stages
 from synthloop.pipeline.context import StageStats
@@ -133,8 +133,9 @@ class Run:
         self.cache = RequestCache(self.rd.cache_path)
         self.budget = _budget(recipe, self.cache)
         self.teacher, self.judge = _clients(recipe, backend, self.cache, self.budget)
-        self.engine = engine or make_engine()
         self.golden = _golden(recipe)
+        self.engine = engine or make_engine(recipe.engine.name, EngineSetup(recipe, self.rd.path, self.budget, self.teacher.usage,
+                                                                            _golden_texts(self.golden)))
         self.collapse_error = ""
         #: Set by a round hook that trained a student: its log-probability function, so the
         #: collapse check measures the golden held-out perplexity under the student.

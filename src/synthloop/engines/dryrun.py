@@ -113,6 +113,8 @@ def _rehearse(recipe: Recipe) -> str:
     small.budget.max_cost_usd = None
     small.budget.max_tokens = None
     small.judge.backend = None
+    small.engine.address = None
+    small.engine.name = "local"  # Ray workers would build the recipe's real backends, not the fake one
     if small.collapse is not None:
         small.collapse.stop_on_fail = False
         small.collapse.embedder = "hash"  # the rehearsal proves the wiring; MiniLM would take a minute here

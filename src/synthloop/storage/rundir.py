@@ -181,9 +181,9 @@ class RunDir:
 
 
 #: Sections that decide when a run stops or where it writes, never what a record is: changing them
-#: resumes the same run. `rounds` is checked per round instead (a finished round is kept while its
+#: resumes the same run (`engine` decides where stages run, never what they decide). `rounds` is checked per round instead (a finished round is kept while its
 #: own inputs are unchanged).
-_NOT_IDENTITY = ("output", "budget", "rounds", "student")
+_NOT_IDENTITY = ("output", "budget", "rounds", "student", "engine")
 _KNOBS = ("concurrency", "timeout_s", "requests_per_minute", "tokens_per_minute", "max_retries")
 
 
