@@ -73,14 +73,16 @@ class TinyConfig:
     batch: int = 8  # small batches: at this size the number of steps is what the model lacks
     lr: float = 3e-3
     sample_batch: int = 320
+    #: True: no generation takes more optimiser steps than generation 0, so `accumulate` sees each
+    #: text fewer times as its set grows. False (default): `epochs` passes over whatever the set is,
+    #: as in Gerstgrasser et al., so accumulate's training cost grows with the generation.
+    match_compute: bool = False
 
 
 class TinyStudent:
     """A Llama-architecture transformer with a byte-level BPE tokenizer trained once on the human
     train split (fixed across generations, as a pretrained tokenizer would be). Each generation
-    starts from a fresh random init with its own seed: packed blocks, AdamW, warmup + cosine.
-    Compute-matched: no generation takes more optimiser steps than generation 0 (`epochs` passes
-    over the human split), so `accumulate` sees its growing set fewer times per text."""
+    starts from a fresh random init with its own seed: packed blocks, AdamW, warmup + cosine."""
 
     def __init__(self, cfg: TinyConfig, human_train: Sequence[str]) -> None:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -123,7 +125,8 @@ class TinyStudent:
         n_blocks = x.shape[0]
         model = self._model(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=0.1, betas=(0.9, 0.95))
-        steps = min(self.max_steps, c.epochs * math.ceil(n_blocks / c.batch))
+        steps = c.epochs * math.ceil(n_blocks / c.batch)
+        steps = min(self.max_steps, steps) if c.match_compute else steps
         gen = torch.Generator().manual_seed(seed)
         step = 0
         model.train()
@@ -186,7 +189,7 @@ class SmolStudent:
     on chat rows (user: a fixed instruction, assistant: a paragraph), so the loss is on the paragraph
     only; sampled and scored through the merged checkpoint with the same prompt."""
 
-    def __init__(self, work: Path, *, epochs: int, max_new_tokens: int = 256, batch: int = 8) -> None:
+    def __init__(self, work: Path, *, epochs: int, max_new_tokens: int = 192, batch: int = 8) -> None:
         from synthloop.student.config import StudentConfig
 
         self.work, self.max_new_tokens, self.batch = work, max_new_tokens, batch
@@ -215,13 +218,15 @@ class SmolStudent:
         tok.padding_side = "left"
         return AutoModelForCausalLM.from_pretrained(merged).eval(), tok
 
+    def _prompt(self, tok: Any) -> list[int]:
+        text = tok.apply_chat_template(self._messages(), tokenize=False, add_generation_prompt=True)
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+
     @torch.no_grad()
     def sample(self, model: Any, n: int, seed: int) -> list[str]:
         lm, tok = model
         torch.manual_seed(seed + 7)
-        prompt = tok.apply_chat_template(self._messages(), add_generation_prompt=True, return_tensors="pt")
-        if not isinstance(prompt, torch.Tensor):
-            prompt = prompt["input_ids"]
+        prompt = torch.tensor([self._prompt(tok)])
         stop = tok.convert_tokens_to_ids("<|im_end|>")
         out: list[str] = []
         while len(out) < n:
@@ -239,9 +244,7 @@ class SmolStudent:
     def logprob(self, model: Any, texts: Sequence[str]) -> tuple[float, int]:
         """ln p of each paragraph's tokens and its <|im_end|> after the prompt."""
         lm, tok = model
-        prompt = tok.apply_chat_template(self._messages(), add_generation_prompt=True)
-        if not isinstance(prompt, list):
-            prompt = prompt["input_ids"]
+        prompt = self._prompt(tok)
         stop = tok.convert_tokens_to_ids("<|im_end|>")
         total, count = 0.0, 0
         for t in texts:
@@ -263,7 +266,7 @@ def settings_dir(args: argparse.Namespace, extra: dict[str, Any]) -> Path:
 
 def make_student(args: argparse.Namespace, train: list[str], root: Path) -> tuple[Student, dict[str, Any]]:
     if args.model == "tiny":
-        cfg = TinyConfig(epochs=args.epochs or TinyConfig.epochs)
+        cfg = TinyConfig(epochs=args.epochs or TinyConfig.epochs, match_compute=args.match_compute)
         return TinyStudent(cfg, train), asdict(cfg)
     return SmolStudent(root / "checkpoints", epochs=args.epochs or 2), {"lora": "r16 all-linear", "lr": 2e-4}
 
@@ -271,7 +274,8 @@ def make_student(args: argparse.Namespace, train: list[str], root: Path) -> tupl
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     train, heldout = human_corpus(args.n_train, args.n_heldout, args.seed, max_chars=args.max_chars)
-    student_cfg = asdict(TinyConfig(epochs=args.epochs or TinyConfig.epochs)) if args.model == "tiny" else {}
+    student_cfg = asdict(TinyConfig(epochs=args.epochs or TinyConfig.epochs, match_compute=args.match_compute)) \
+        if args.model == "tiny" else {}
     root = settings_dir(args, student_cfg)
     student, described = make_student(args, train, root)
     exp = Experiment(student, train, heldout, n_samples=args.n_train, pool=math.ceil(args.n_train * args.pool),
@@ -351,6 +355,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "(the filtered regime tops up from the extra)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per generation (default: 6 tiny, 2 smollm2)")
     p.add_argument("--max-chars", type=int, default=600, help="longest human paragraph used (characters)")
+    p.add_argument("--match-compute", action="store_true", help="tiny: cap every generation at generation 0's "
+                   "optimiser steps (accumulate then sees each text fewer times)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared 2-core machine two "
                    "threads were measured 11x slower than one)")
