@@ -64,12 +64,12 @@ def human_corpus(n_train: int, n_heldout: int, seed: int, *, min_chars: int = 25
 @dataclass(frozen=True)
 class TinyConfig:
     vocab: int = 1024
-    hidden: int = 96
+    hidden: int = 64
     layers: int = 2
     heads: int = 4
     block: int = 128  # training context (packed)
-    max_new_tokens: int = 256  # a sample stops at </s> or here (human paragraphs here are <= ~350 tokens)
-    epochs: int = 6
+    max_new_tokens: int = 160  # a sample stops at </s> or here (human paragraphs: median ~100 tokens)
+    epochs: int = 5
     batch: int = 8  # small batches: at this size the number of steps is what the model lacks
     lr: float = 3e-3
     sample_batch: int = 320
@@ -349,11 +349,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--regimes", type=lambda s: s.split(","), default=list(REGIMES),
                    help=f"comma-separated subset of {','.join(REGIMES)}")
     p.add_argument("--n-train", type=int, default=None, help="human train paragraphs = texts per generation "
-                   "(default: 500 tiny, 200 smollm2)")
-    p.add_argument("--n-heldout", type=int, default=None, help="golden held-out paragraphs (default: 200 tiny, 100 smollm2)")
-    p.add_argument("--pool", type=float, default=1.25, help="texts sampled per generation / texts kept "
+                   "(default: 300 tiny, 50 smollm2)")
+    p.add_argument("--n-heldout", type=int, default=None, help="golden held-out paragraphs (default: 150 tiny, 50 smollm2)")
+    p.add_argument("--pool", type=float, default=1.1, help="texts sampled per generation / texts kept "
                    "(the filtered regime tops up from the extra)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per generation (default: 6 tiny, 2 smollm2)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per generation (default: 5 tiny, 2 smollm2)")
     p.add_argument("--max-chars", type=int, default=600, help="longest human paragraph used (characters)")
     p.add_argument("--match-compute", action="store_true", help="tiny: cap every generation at generation 0's "
                    "optimiser steps (accumulate then sees each text fewer times)")
@@ -366,8 +366,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if bad:
         p.error(f"unknown regime(s) {', '.join(bad)}: use a subset of {','.join(REGIMES)}")
     small = args.model == "smollm2"
-    args.n_train = args.n_train or (200 if small else 500)
-    args.n_heldout = args.n_heldout or (100 if small else 200)
+    args.n_train = args.n_train or (50 if small else 300)
+    args.n_heldout = args.n_heldout or (50 if small else 150)
     return args
 
 
