@@ -35,13 +35,21 @@ import torch
 
 from synthloop.collapse.config import CollapseConfig
 from synthloop.collapse.embed import hash_embedder
-from synthloop.collapse.generations import REGIMES, Experiment, Generation, Student, curation_verifier, run_regime
+from synthloop.collapse.generations import (
+    REGIMES,
+    Experiment,
+    Generation,
+    Student,
+    cached_generations,
+    curation_verifier,
+    run_regime,
+)
 from synthloop.collapse.monitor import CollapseMonitor
 
 OUT = Path(__file__).resolve().parent / "out" / "collapse_lm"
 #: The indicators in the table and the plot (every indicator is in results.json).
 SHOWN = ("golden_ppl_ratio", "tail_coverage_ratio", "distinct_2_ratio", "entropy_2_ratio", "vendi_ratio",
-         "ref_ppl_ratio")
+         "ref_ppl_ratio", "compression_ratio_rel")
 
 
 # -- the corpus --------------------------------------------------------------------------------------
@@ -259,7 +267,7 @@ class SmolStudent:
 
 # -- running, tabulating, plotting ----------------------------------------------------------------------
 def settings_dir(args: argparse.Namespace, extra: dict[str, Any]) -> Path:
-    keys = {k: v for k, v in vars(args).items() if k not in ("generations", "regimes", "out", "threads")} | extra
+    keys = {k: v for k, v in vars(args).items() if k not in ("generations", "regimes", "out", "threads", "cached_only")} | extra
     digest = hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return Path(args.out) / f"{args.model}-{digest}"
 
@@ -284,8 +292,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = CollapseConfig(embedder="hash", stop_on_fail=False, seed=args.seed)
     embed = hash_embedder()
     began = time.perf_counter()
-    curves = {name: run_regime(exp, REGIMES[name], args.generations, CollapseMonitor(cfg, embed=embed))
-              for name in args.regimes}
+    gens = {name: min(args.generations, cached_generations(exp, name) - 1) if args.cached_only else args.generations
+            for name in args.regimes}
+    curves = {name: run_regime(exp, REGIMES[name], gens[name], CollapseMonitor(cfg, embed=embed))
+              for name in args.regimes if gens[name] >= 0}
     results = {"model": args.model, "student": described, "settings": vars(args), "cache": str(root),
                "seconds_this_run": round(time.perf_counter() - began, 1),
                "regimes": {k: [g.row() for g in v] for k, v in curves.items()}}
@@ -301,18 +311,23 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, spec)
 
 
+def _vs_golden(g: Generation, name: str) -> float | None:
+    """The indicator against a same-size human sample (golden_ppl_ratio: against generation 0)."""
+    value = g.measurement["values"].get(name)
+    return None if value is None else float(value)
+
+
 def table(curves: dict[str, list[Generation]]) -> str:
-    """One row per regime and generation: golden ppl (and ratio to generation 0), indicators vs
-    generation 0, and the training set's make-up."""
-    head = ["regime", "g", "golden ppl", *SHOWN, "train texts (human)", "filtered out"]
+    """One row per regime and generation: golden ppl, the indicators against a same-size human
+    sample (1.0 = human-like; golden_ppl_ratio is against generation 0), the training set's make-up."""
+    head = ["regime", "g", "golden ppl", *SHOWN, "sample chars", "train texts (human)", "filtered out"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, gens in curves.items():
         for g in gens:
-            assessed = {k: r.assessed for k, r in g.report.results.items()} if g.report else {}
             rejected = sum(g.rejected.values())
             lines.append("| " + " | ".join([
-                name, str(g.generation), _fmt(g.golden_ppl, ".2f"), *(_fmt(assessed.get(k)) for k in SHOWN),
-                f"{g.train_texts} ({g.train_human})",
+                name, str(g.generation), _fmt(g.golden_ppl, ".1f"), *(_fmt(_vs_golden(g, k)) for k in SHOWN),
+                f"{sum(map(len, g.samples)) / max(1, len(g.samples)):.0f}", f"{g.train_texts} ({g.train_human})",
                 f"{rejected}/{g.verified_pool}" if g.verified_pool else "—"]) + " |")
     return "\n".join(lines)
 
@@ -326,14 +341,13 @@ def plot(curves: dict[str, list[Generation]], path: Path, args: argparse.Namespa
     except ImportError:
         print("matplotlib missing: no plot (pip install 'synthloop[local]')")
         return
-    panels = ("golden_ppl", "tail_coverage_ratio", "distinct_2_ratio", "entropy_2_ratio")
+    panels = ("golden_ppl", "tail_coverage_ratio", "distinct_2_ratio", "ref_ppl_ratio")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
     for ax, name in zip(axes, panels):
         for regime, gens in curves.items():
-            ys = [g.golden_ppl if name == "golden_ppl" else (g.report.results[name].assessed if g.report else None)
-                  for g in gens]
+            ys = [g.golden_ppl if name == "golden_ppl" else _vs_golden(g, name) for g in gens]
             ax.plot([g.generation for g in gens], [math.nan if y is None else y for y in ys], "o-", ms=3, label=regime)
-        ax.set(title=name + ("" if name == "golden_ppl" else " (vs g=0)"), xlabel="generation")
+        ax.set(title=name + ("" if name == "golden_ppl" else " (vs human sample)"), xlabel="generation")
     axes[0].set_ylabel("golden held-out perplexity (per token)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{args.model}: retrained on its own samples (n_train={args.n_train}, seed {args.seed})")
@@ -357,6 +371,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-chars", type=int, default=600, help="longest human paragraph used (characters)")
     p.add_argument("--match-compute", action="store_true", help="tiny: cap every generation at generation 0's "
                    "optimiser steps (accumulate then sees each text fewer times)")
+    p.add_argument("--cached-only", action="store_true", help="tabulate and plot the cached generations only "
+                   "(train nothing)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared 2-core machine two "
                    "threads were measured 11x slower than one)")

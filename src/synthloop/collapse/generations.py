@@ -224,6 +224,14 @@ def _measurement(d: dict[str, Any]) -> Measurement:
                        relative_to_round0=set(d["relative_to_round0"]))
 
 
+def cached_generations(exp: Experiment, regime: str) -> int:
+    """How many consecutive generations (0, 1, ...) of `regime` are complete in the cache."""
+    g = 0
+    while (_gen_dir(exp, regime, g) / "generation.json").is_file():
+        g += 1
+    return g
+
+
 def run_regime(exp: Experiment, regime: Regime, generations: int, monitor: CollapseMonitor) -> list[Generation]:
     """Generations 0..`generations` of one regime (cached ones are read back, not recomputed). The
     monitor must be fresh: round 0 is generation 0, and every later ratio is against it."""
@@ -246,4 +254,4 @@ def run_regime(exp: Experiment, regime: Regime, generations: int, monitor: Colla
 
 
 __all__ = ["REGIMES", "Experiment", "Generation", "Regime", "Student", "TrainingSet", "Verifier",
-           "build_training_set", "curation_verifier", "run_regime"]
+           "build_training_set", "cached_generations", "curation_verifier", "run_regime"]
