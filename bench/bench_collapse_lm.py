@@ -4,10 +4,14 @@ pass synthloop's quality filter + exact + near dedup first), measured every gene
 collapse monitor's indicators (golden held-out perplexity under the student, tail coverage,
 diversity). See `synthloop.collapse.generations` for the regimes.
 
-    python bench/bench_collapse_lm.py                          # tiny transformer from scratch (~10 min, 2 cores)
-    python bench/bench_collapse_lm.py --generations 8 --seed 1
-    python bench/bench_collapse_lm.py --model smollm2 --n-train 200 --generations 5   # SmolLM2-135M LoRA
-    python bench/bench_collapse_lm.py --regimes replace,golden10 --generations 2
+    python bench/bench_collapse_lm.py                     # tiny transformer from scratch, 4 regimes, g = 0..5
+    python bench/bench_collapse_lm.py --cached-only       # table + plot of what is cached, train nothing
+    python bench/bench_collapse_lm.py --regimes accumulate # one regime per process: run four in parallel
+    python bench/bench_collapse_lm.py --model smollm2     # SmolLM2-135M LoRA, 50 texts per generation
+
+Cost (tiny): generation 0 took 75 s on one core of the loaded shared machine (train 45 s, sample
+26 s, measure 4 s); the whole default run is ~40 min of one core (accumulate's sets grow to 6x).
+SmolLM2 (estimated, not measured: see docs/collapse.md): ~80 min on 2 cores.
 
 Corpus: human paragraphs found on this machine (`synthloop.curation.planted.human_paragraphs`: the
 packaged python-docs snapshot first, then man pages, then standard-library docstrings), 250-600
