@@ -40,7 +40,7 @@ class EvalConfig(_Section):
 class SteerConfig(_Section):
     """How per-skill results become the next round's budget (read by `steer.allocate`)."""
 
-    #: A name in `steer.ALLOCATORS`: "expected_gain" (default), "error" or "uniform".
+    #: A name in `steer.ALLOCATORS`: "expected_gain" (default), "expected_gain_v1", "error" or "uniform".
     allocator: str = "expected_gain"
     #: Each skill gets at least this many examples per round (when the round's budget allows).
     floor_examples: int = Field(100, ge=0)
