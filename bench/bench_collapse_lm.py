@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -285,6 +286,7 @@ def make_student(args: argparse.Namespace, train: list[str], root: Path) -> tupl
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
+    os.environ["SYNTHLOOP_TORCH_THREADS"] = str(args.threads)  # the local backend (sampling) reads it at load
     train, heldout = human_corpus(args.n_train, args.n_heldout, args.seed, max_chars=args.max_chars)
     student_cfg = asdict(TinyConfig(epochs=args.epochs or TinyConfig.epochs, match_compute=args.match_compute)) \
         if args.model == "tiny" else {}
