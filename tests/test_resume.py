@@ -59,9 +59,9 @@ def wait_for_a_committed_chunk(manifest: Path, timeout_s: float = 60, round: int
 
 
 @contextmanager
-def slow_stub_recipe(tmp_path: Path, extra: str = "") -> Iterator[tuple[OpenAIStub, Path]]:
-    """A stub that answers every request after 0.15 s, and the recipe pointed at it."""
-    slow = Fault("slow", delay_s=0.15)
+def slow_stub_recipe(tmp_path: Path, extra: str = "", delay_s: float = 0.15) -> Iterator[tuple[OpenAIStub, Path]]:
+    """A stub that answers every request after `delay_s`, and the recipe pointed at it."""
+    slow = Fault("slow", delay_s=delay_s)
     with OpenAIStub(responder=answer_for, fault_fn=lambda body: slow) as stub:
         recipe = tmp_path / "r.toml"
         recipe.write_text(RECIPE.format(url=stub.base_url) + extra)
@@ -113,7 +113,9 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None:
-    with slow_stub_recipe(tmp_path) as (_, recipe):
+    # 1 s a request: the streaming engine has every chunk in flight at once, so at 0.15 s the run
+    # could finish between the first commit and the signal.
+    with slow_stub_recipe(tmp_path, delay_s=1.0) as (_, recipe):
         proc = run_cli(recipe, tmp_path / "runs")
         manifest = tmp_path / "runs" / "resume" / "manifest.json"
         wait_for_a_committed_chunk(manifest)
