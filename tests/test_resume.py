@@ -113,9 +113,10 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_committed_chunks(tmp_path: Path) -> None:
-    # 1 s a request: the streaming engine has every chunk in flight at once, so at 0.15 s the run
-    # could finish between the first commit and the signal.
-    with slow_stub_recipe(tmp_path, delay_s=1.0) as (_, recipe):
+    # 48 records (16 chunks): the streaming engine has several chunks in flight at once and their
+    # requests interleave, so with 4 chunks they all commit at the very end, and the run could
+    # finish between the first commit and the signal.
+    with slow_stub_recipe(tmp_path, "[rounds]\nrecords_per_round = 48\n", delay_s=0.3) as (_, recipe):
         proc = run_cli(recipe, tmp_path / "runs")
         manifest = tmp_path / "runs" / "resume" / "manifest.json"
         wait_for_a_committed_chunk(manifest)
