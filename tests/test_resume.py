@@ -44,6 +44,9 @@ def run_cli(recipe: Path, runs: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "synthloop.cli", "run", str(recipe), "--runs-dir", str(runs), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # A test suite started in the background by a non-interactive shell inherits SIGINT ignored
+        # (POSIX), and so would the CLI: give it the default, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
