@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
-import os
 import random
 import time
 from collections import Counter
@@ -36,8 +34,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from synthloop.collapse.measure import Measurement, measure
-from synthloop.collapse.monitor import CollapseMonitor, CollapseReport
+from synthloop.collapse.monitor import CollapseMonitor, CollapseReport, json_finite
 from synthloop.errors import InputError
+from synthloop.storage.atomic import atomic_write_text
 
 #: texts -> (texts kept, {rejection reason: count})
 Verifier = Callable[[Sequence[str]], tuple[list[str], dict[str, int]]]
@@ -185,19 +184,7 @@ def _save(path: Path, gen: Generation) -> None:
     path.mkdir(parents=True, exist_ok=True)
     with gzip.open(path / "samples.jsonl.gz", "wt", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"text": t}) + "\n" for t in gen.samples)
-    tmp = path / "generation.json.tmp"
-    tmp.write_text(json.dumps(_finite(gen.row()), indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path / "generation.json")
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
+    atomic_write_text(path / "generation.json", json.dumps(json_finite(gen.row()), indent=1) + "\n")
 
 
 def _train_and_measure(exp: Experiment, regime: Regime, g: int, tset: TrainingSet, monitor: CollapseMonitor) -> Generation:

@@ -196,3 +196,14 @@ def write_json(path: Path, data: Any) -> Path:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def json_finite(x: Any) -> Any:
+    """JSON has no NaN: null instead of a non-finite float, inside dicts and lists too."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: json_finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [json_finite(v) for v in x]
+    return x

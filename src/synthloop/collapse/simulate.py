@@ -31,7 +31,7 @@ from scipy.special import digamma, ndtr
 from synthloop.collapse.config import CollapseConfig
 from synthloop.collapse.embed import Embedder, hash_embedder
 from synthloop.collapse.indicators import INDICATORS
-from synthloop.collapse.monitor import CollapseMonitor, CollapseReport
+from synthloop.collapse.monitor import CollapseMonitor, CollapseReport, json_finite
 from synthloop.collapse.ngram import BigramLM, Vocab
 from synthloop.errors import MissingDependency, RecipeError
 
@@ -326,20 +326,9 @@ def run_setup(name: str, out_dir: str | Path, **kwargs: Any) -> SimResult:
     result = SETUPS[name](**kwargs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(_finite(result.to_dict()), indent=2) + "\n", encoding="utf-8")
+    (out / f"{name}.json").write_text(json.dumps(json_finite(result.to_dict()), indent=2) + "\n", encoding="utf-8")
     plot(result, out / f"{name}.png")
     return result
-
-
-def _finite(x: Any) -> Any:
-    """JSON has no NaN: write null instead."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
 
 
 def plot(result: SimResult, path: Path) -> Path:
