@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +80,30 @@ def test_wall_clock_timeout_kills_the_process() -> None:
     assert result.timed_out and result.killed_by == "time"
     assert result.returncode == -signal.SIGKILL
     assert result.duration < 3
+
+
+def test_time_spent_waiting_for_a_cpu_does_not_count_against_the_wall_clock() -> None:
+    """Half a second of CPU work under a 1 s limit, on one CPU shared with three busy loops (about
+    2 s of wall clock): the time other load held the CPU is granted back, so the verdict is the
+    one a quiet machine gives."""
+    if not hasattr(os, "sched_setaffinity") or not os.path.exists("/proc/self/schedstat"):
+        pytest.skip("needs Linux schedstats and CPU affinity")
+    cpu = {min(os.sched_getaffinity(0))}
+    before = os.sched_getaffinity(0)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(3)]
+    try:
+        for hog in hogs:
+            os.sched_setaffinity(hog.pid, cpu)
+        os.sched_setaffinity(0, cpu)  # the sandbox's processes inherit it
+        code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n    pass\nprint('done')"
+        result = run_sandboxed(code, limits=SandboxLimits(timeout_s=1.0))
+    finally:
+        os.sched_setaffinity(0, before)
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert result.duration > 1.0  # it did wait for the CPU
+    assert (result.timed_out, result.returncode, result.stdout.strip()) == (False, 0, "done")
 
 
 def test_cpu_limit_stops_a_busy_loop_before_the_wall_clock() -> None:

@@ -3,6 +3,8 @@
 What it protects against (kernel-enforced when marked *, in-process otherwise):
 
 - running forever: a wall-clock limit kills the whole process group*, RLIMIT_CPU caps CPU time*;
+  time the code spent waiting for a CPU that other load held does not count against the wall
+  clock (up to `LOAD_GRACE` x the limit), so a verdict does not change with the machine's load;
 - eating memory or disk: RLIMIT_AS*, RLIMIT_FSIZE*, RLIMIT_NOFILE*, no core files*;
 - the network: a fresh network namespace* (only loopback, and it is down) when the machine allows it
   (root or an equivalent capability; probed once per process), plus the guard;
@@ -42,6 +44,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +56,9 @@ from synthloop.errors import VerifierError
 KilledBy = Literal["time", "memory", "signal"]
 _BOOTSTRAP = (Path(__file__).with_name("_bootstrap.py")).read_text(encoding="utf-8")
 _MAIN = "_sandbox_main.py"
+#: The wall-clock limit is extended by the time the code waited for a CPU, up to this many times
+#: the limit (so a starved machine still ends every run).
+LOAD_GRACE = 10.0
 _SETUP_FAILED_EXIT = 70
 
 
@@ -231,10 +237,21 @@ def _run_in(workdir: str, args: list[str], limits: SandboxLimits, layers: tuple[
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
     )
     out, err = _Capped(limits.max_output_bytes), _Capped(limits.max_output_bytes)
-    timed_out = not _pump(proc, {proc.stdout: out, proc.stderr: err}, start + limits.timeout_s)  # type: ignore[dict-item]
+    sinks = {proc.stdout: out, proc.stderr: err}
+    deadline, granted, waits = start + limits.timeout_s, 0.0, _CpuWaits(proc.pid)
+    while not (done := _pump(proc, sinks, deadline)):  # type: ignore[arg-type]
+        # Time the code spent runnable but waiting for a CPU was taken by other load, not by the
+        # code: it extends the deadline (up to LOAD_GRACE x the limit), so a verdict does not
+        # depend on how busy the machine is. A program that sleeps or spins past its limit on a
+        # quiet machine is cut at the limit, as before.
+        extra = min(waits.since_last(), LOAD_GRACE * limits.timeout_s - granted)
+        if extra < 0.01:
+            break
+        deadline, granted = deadline + extra, granted + extra
+    timed_out = not done
     if timed_out:
         _kill_group(proc)
-        _pump(proc, {proc.stdout: out, proc.stderr: err}, time.monotonic() + 2.0)  # type: ignore[dict-item]
+        _pump(proc, sinks, time.monotonic() + 2.0)  # type: ignore[arg-type]
     returncode = proc.wait()
     for stream in (proc.stdout, proc.stderr):
         if stream is not None and not stream.closed:
@@ -326,6 +343,53 @@ def _pump(proc: subprocess.Popen[bytes], sinks: Mapping[IO[bytes], _Capped], dea
         return True
     except subprocess.TimeoutExpired:
         return False
+
+
+class _CpuWaits:
+    """How long a session's threads (the child leads its own session, and what it starts stays in
+    it), and the thread watching them, waited for a CPU while runnable:
+    `/proc/<pid>/task/<tid>/schedstat`'s second field (ns)."""
+
+    def __init__(self, session: int) -> None:
+        self.session = session
+        self.watcher = f"/proc/{os.getpid()}/task/{threading.get_native_id()}/schedstat"
+        self.seen: dict[str, int] = {}
+        self._delay(self.watcher)  # the watcher's waits count from now
+
+    def since_last(self) -> float:
+        """Seconds the most delayed live thread waited since the previous call (since it started,
+        for a thread of the session not seen before); 0.0 where the kernel keeps no schedstats."""
+        worst = self._delay(self.watcher)
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or _session_of(entry.name) != self.session:
+                continue
+            try:
+                tasks = os.listdir(f"/proc/{entry.name}/task")
+            except OSError:
+                continue  # it ended meanwhile
+            for tid in tasks:
+                worst = max(worst, self._delay(f"/proc/{entry.name}/task/{tid}/schedstat"))
+        return worst / 1e9
+
+    def _delay(self, path: str) -> int:
+        """ns this thread waited since the last look (0 if it is gone)."""
+        try:
+            with open(path, "rb") as fh:
+                delay = int(fh.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+        new, self.seen[path] = delay - self.seen.get(path, 0), delay
+        return new
+
+
+def _session_of(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()  # the name may hold spaces and parentheses
+    return int(fields[3]) if len(fields) > 3 else None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
