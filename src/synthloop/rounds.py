@@ -23,10 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from synthloop.backends import Backend, Budget, Client, RequestCache, make_backend, make_client
+from synthloop.backends import Backend, Budget, Client, RequestCache
 from synthloop.engines import Chunk, ChunkResult, Engine, EngineSetup, make_engine
 from synthloop.errors import BudgetExceeded, RecipeError
-from synthloop.pipeline.build import StageResources, build_stages
+from synthloop.pipeline.build import StageResources, build_stages, model_clients
 from synthloop.pipeline.context import StageStats
 from synthloop.pipeline.plan import PlanWeights, SeedItem, plan, round_size, uniform_weights
 from synthloop.pipeline.stage import Stage
@@ -132,7 +132,7 @@ class Run:
         self.rd.save_recipe(recipe)
         self.cache = RequestCache(self.rd.cache_path)
         self.budget = _budget(recipe, self.cache)
-        self.teacher, self.judge = _clients(recipe, backend, self.cache, self.budget)
+        self.teacher, self.judge = model_clients(recipe, backend, self.cache, self.budget)
         self.golden = _golden(recipe)
         self.engine = engine or make_engine(recipe.engine.name, EngineSetup(recipe, self.rd.path, self.budget, self.teacher.usage,
                                                                             _golden_texts(self.golden)))
@@ -411,16 +411,6 @@ def _budget(recipe: Recipe, cache: RequestCache) -> Budget:
     spent = cache.spent()
     return Budget(recipe.budget.max_cost_usd, recipe.budget.max_tokens,
                   spent_cost_usd=spent.cost_usd or 0.0, spent_tokens=spent.tokens)
-
-
-def _clients(recipe: Recipe, backend: Backend | None, cache: RequestCache, budget: Budget) -> tuple[Client, Client]:
-    """The teacher's client and the judge's; the judge shares the teacher's backend (one loaded
-    model) unless `[judge.backend]` names its own."""
-    teacher_backend = backend or make_backend(recipe.teacher)
-    teacher = make_client(recipe.teacher, backend=teacher_backend, cache=cache, budget=budget)
-    judge_cfg = recipe.judge_backend
-    judge_backend = teacher_backend if recipe.judge.backend is None else make_backend(judge_cfg)
-    return teacher, make_client(judge_cfg, backend=judge_backend, cache=cache, budget=budget)
 
 
 def _golden(recipe: Recipe) -> Any:

@@ -237,15 +237,14 @@ class HeadWorker:
     cannot be pickled), its clients storing answers and drawing budget through the ledger."""
 
     def __init__(self, recipe: "Recipe", index: int, ledger: Any, golden_texts: list[str] | None, cwd: str) -> None:
-        from synthloop.pipeline.build import StageResources, build_stages
-        from synthloop.rounds import _clients
+        from synthloop.pipeline.build import StageResources, build_stages, model_clients
 
         _register_recipe_tasks(recipe, cwd)
         import_ray().get(ledger.worker_started.remote(index))
         self.io = LoopThread()
         capped = recipe.budget.max_cost_usd is not None or recipe.budget.max_tokens is not None
         budget = LedgerBudget(ledger, index, recipe.budget.max_cost_usd, recipe.budget.max_tokens) if capped else Budget()
-        self.teacher, self.judge = _clients(recipe, None, LedgerCache(ledger), budget)
+        self.teacher, self.judge = model_clients(recipe, None, LedgerCache(ledger), budget)
         # run_dir None: a judge's calibration is measured here (its requests are cache hits)
         res = StageResources(self.teacher, self.judge, recipe.judge_backend, golden_texts, run_async=self.io.run)
         self.head, _ = split_stages(build_stages(recipe, res))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthloop.backends import Backend, Budget, RequestCache, make_backend, make_client
 from synthloop.backends.client import Client
 from synthloop.pipeline.generate import GenerateStage
 from synthloop.pipeline.stage import Stage, VerifierStage
@@ -31,6 +32,16 @@ class StageResources:
     run_async: Callable[[Coroutine[Any, Any, Any]], Any] | None = None
     #: The run directory (calibration results are cached there); None in a bare pipeline.
     run_dir: Path | None = None
+
+
+def model_clients(recipe: Recipe, backend: Backend | None, cache: RequestCache, budget: Budget) -> tuple[Client, Client]:
+    """The teacher's client and the judge's; the judge shares the teacher's backend (one loaded
+    model) unless `[judge.backend]` names its own. The rounds loop and each Ray worker build theirs here."""
+    teacher_backend = backend or make_backend(recipe.teacher)
+    teacher = make_client(recipe.teacher, backend=teacher_backend, cache=cache, budget=budget)
+    judge_cfg = recipe.judge_backend
+    judge_backend = teacher_backend if recipe.judge.backend is None else make_backend(judge_cfg)
+    return teacher, make_client(judge_cfg, backend=judge_backend, cache=cache, budget=budget)
 
 
 def build_stages(recipe: Recipe, res: StageResources) -> list[Stage]:
@@ -95,4 +106,4 @@ def curation_stages(recipe: Recipe, golden_texts: list[str] | None) -> list[Stag
     return [*built[:cut], *build_filters(recipe), *built[cut:]]
 
 
-__all__ = ["StageResources", "build_stages", "curation_stages", "judge_stages", "verify_stages"]
+__all__ = ["StageResources", "build_stages", "curation_stages", "judge_stages", "model_clients", "verify_stages"]
