@@ -7,11 +7,13 @@ diversity). See `synthloop.collapse.generations` for the regimes.
     python bench/bench_collapse_lm.py                     # tiny transformer from scratch, 4 regimes, g = 0..5
     python bench/bench_collapse_lm.py --cached-only       # table + plot of what is cached, train nothing
     python bench/bench_collapse_lm.py --regimes accumulate # one regime per process: run four in parallel
-    python bench/bench_collapse_lm.py --model smollm2     # SmolLM2-135M LoRA, 50 texts per generation
+    python bench/bench_collapse_lm.py --model smollm2 --jobs 2 --threads 2
+                                                          # SmolLM2-135M LoRA, 40 texts per generation, 4 regimes
 
 Cost (tiny): generation 0 took 75 s on one core of the loaded shared machine (train 45 s, sample
 26 s, measure 4 s); the whole default run is ~40 min of one core (accumulate's sets grow to 6x).
-SmolLM2 (estimated, not measured: see docs/collapse.md): ~80 min on 2 cores.
+SmolLM2 (the command above, measured in docs/collapse.md): generation 0 on 2 threads, then the
+regimes in 2 one-thread processes (accumulate alone, the other three together).
 
 Corpus: human paragraphs found on this machine (`synthloop.curation.planted.human_paragraphs`: the
 packaged python-docs snapshot first, then man pages, then standard-library docstrings), 250-600
@@ -200,12 +202,14 @@ PROMPT = "Write one paragraph of technical documentation."
 class SmolStudent:
     """SmolLM2-135M fine-tuned (LoRA, `synthloop.student.train`) from the base model each generation
     on chat rows (user: a fixed instruction, assistant: a paragraph), so the loss is on the paragraph
-    only; sampled and scored through the merged checkpoint with the same prompt."""
+    only; sampled and scored with the same prompt through the adapter folded into the base in memory
+    (`merged_dir` would write a 540 MB directory per generation)."""
 
-    def __init__(self, work: Path, *, epochs: int, max_new_tokens: int = 192, batch: int = 8) -> None:
+    def __init__(self, work: Path, *, epochs: int, max_new_tokens: int = 128, batch: int = 8,
+                 sample_batch: int = 64) -> None:
         from synthloop.student.config import StudentConfig
 
-        self.work, self.max_new_tokens, self.batch = work, max_new_tokens, batch
+        self.work, self.max_new_tokens, self.sample_batch = work, max_new_tokens, sample_batch
         self.cfg = StudentConfig(method="lora", init="base", epochs=epochs, batch_size=batch, max_seq_len=320,
                                  device="cpu", lr=2e-4)
 
@@ -216,20 +220,22 @@ class SmolStudent:
         return with_system(msgs, self.cfg.system_prompt)
 
     def train(self, texts: Sequence[str], seed: int) -> Any:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
 
-        from synthloop.student.train import merged_dir, train
+        from synthloop.student.train import TrainResult, load_tokenizer, train
 
         digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:12]
         out = self.work / f"ckpt-{seed}-{digest}"
         mix = self.work / f"mix-{seed}-{digest}.jsonl"
         mix.parent.mkdir(parents=True, exist_ok=True)
         mix.write_text("".join(json.dumps({"messages": self._messages(t)[1:]}) + "\n" for t in texts), encoding="utf-8")
-        train(self.cfg.model_copy(update={"seed": seed}), mix, out)
-        merged = merged_dir(out)
-        tok = AutoTokenizer.from_pretrained(merged)
+        done = train(self.cfg.model_copy(update={"seed": seed}), mix, out)
+        base = AutoModelForCausalLM.from_pretrained(done.base_model, dtype=torch.float32)
+        lm = PeftModel.from_pretrained(base, TrainResult.read(out).checkpoint).merge_and_unload().eval()
+        tok = load_tokenizer(Path(done.base_model))
         tok.padding_side = "left"
-        return AutoModelForCausalLM.from_pretrained(merged).eval(), tok
+        return lm, tok
 
     def _prompt(self, tok: Any) -> list[int]:
         text = tok.apply_chat_template(self._messages(), tokenize=False, add_generation_prompt=True)
@@ -237,13 +243,15 @@ class SmolStudent:
 
     @torch.no_grad()
     def sample(self, model: Any, n: int, seed: int) -> list[str]:
+        """n paragraphs at temperature 1 from the full distribution, `sample_batch` at a time (one
+        prompt, so no padding: a big batch costs little more per step than a small one on CPU)."""
         lm, tok = model
         torch.manual_seed(seed + 7)
         prompt = torch.tensor([self._prompt(tok)])
         stop = tok.convert_tokens_to_ids("<|im_end|>")
         out: list[str] = []
         while len(out) < n:
-            b = min(self.batch * 2, n - len(out))
+            b = min(self.sample_batch, n - len(out))
             ids = prompt.repeat(b, 1)
             rows = lm.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0,
                                top_p=1.0, max_new_tokens=self.max_new_tokens, eos_token_id=stop,
@@ -255,24 +263,30 @@ class SmolStudent:
 
     @torch.no_grad()
     def logprob(self, model: Any, texts: Sequence[str]) -> tuple[float, int]:
-        """ln p of each paragraph's tokens and its <|im_end|> after the prompt."""
+        """ln p of each paragraph's tokens and its <|im_end|> after the prompt, 16 texts a forward
+        pass (right-padded; the padding is masked out of the sum)."""
         lm, tok = model
         prompt = self._prompt(tok)
         stop = tok.convert_tokens_to_ids("<|im_end|>")
+        bodies = [ids[: self.max_new_tokens] + [stop] for ids in tok(list(texts), add_special_tokens=False)["input_ids"]]
         total, count = 0.0, 0
-        for t in texts:
-            body = tok(t, add_special_tokens=False)["input_ids"][: self.max_new_tokens] + [stop]
-            ids = torch.tensor([list(prompt) + body])
-            logp = torch.log_softmax(lm(input_ids=ids).logits[0, :-1].float(), -1)
-            target = ids[0, 1:]
-            lp = logp.gather(-1, target[:, None])[:, 0][len(prompt) - 1 :]
-            total, count = total + float(lp.sum()), count + len(body)
+        for i in range(0, len(bodies), 16):
+            chunk = bodies[i : i + 16]
+            width = len(prompt) + max(map(len, chunk))
+            ids = torch.tensor([prompt + b + [stop] * (width - len(prompt) - len(b)) for b in chunk])
+            mask = torch.tensor([[1] * (len(prompt) + len(b)) + [0] * (width - len(prompt) - len(b)) for b in chunk])
+            logp = torch.log_softmax(lm(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1)
+            tok_lp = logp.gather(-1, ids[:, 1:, None])[..., 0]
+            scored = mask[:, 1:].clone()
+            scored[:, : len(prompt) - 1] = 0  # the prompt's own tokens are given, not scored
+            total += float((tok_lp * scored).sum())
+            count += int(scored.sum())
         return total, count
 
 
 # -- running, tabulating, plotting ----------------------------------------------------------------------
 def settings_dir(args: argparse.Namespace, extra: dict[str, Any]) -> Path:
-    keys = {k: v for k, v in vars(args).items() if k not in ("generations", "regimes", "out", "threads", "cached_only")} | extra
+    keys = {k: v for k, v in vars(args).items() if k not in ("generations", "regimes", "out", "threads", "cached_only", "jobs")} | extra
     digest = hashlib.sha256(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return Path(args.out) / f"{args.model}-{digest}"
 
@@ -281,7 +295,51 @@ def make_student(args: argparse.Namespace, train: list[str], root: Path) -> tupl
     if args.model == "tiny":
         cfg = TinyConfig(epochs=args.epochs or TinyConfig.epochs, match_compute=args.match_compute)
         return TinyStudent(cfg, train), asdict(cfg)
-    return SmolStudent(root / "checkpoints", epochs=args.epochs or 2), {"lora": "r16 all-linear", "lr": 2e-4}
+    student = SmolStudent(root / "checkpoints", epochs=args.epochs or 2, max_new_tokens=args.max_new_tokens)
+    return student, {"lora": "r16 all-linear", "lr": 2e-4, "max_new_tokens": args.max_new_tokens}
+
+
+def regime_cost(name: str, generations: int) -> int:
+    """Texts trained on over generations 1..G (accumulate's set grows by one sample set a generation)."""
+    return sum(g + 1 for g in range(1, generations + 1)) if REGIMES[name].accumulate else generations
+
+
+def split_regimes(regimes: Sequence[str], generations: int, jobs: int) -> list[list[str]]:
+    """Regimes over `jobs` processes, the costliest first onto the least loaded (LPT)."""
+    groups: list[list[str]] = [[] for _ in range(min(jobs, len(regimes)))]
+    load = [0] * len(groups)
+    for name in sorted(regimes, key=lambda r: -regime_cost(r, generations)):
+        i = load.index(min(load))
+        groups[i].append(name)
+        load[i] += regime_cost(name, generations)
+    return groups
+
+
+def child_argv(args: argparse.Namespace, regimes: Sequence[str]) -> list[str]:
+    """The command line of one regime process: the same settings, one thread, its own regimes."""
+    argv = ["--model", args.model, "--generations", str(args.generations), "--regimes", ",".join(regimes),
+            "--n-train", str(args.n_train), "--n-heldout", str(args.n_heldout), "--pool", str(args.pool),
+            "--max-chars", str(args.max_chars), "--seed", str(args.seed), "--threads", "1",
+            "--max-new-tokens", str(args.max_new_tokens), "--out", args.out]
+    return argv + (["--epochs", str(args.epochs)] if args.epochs else []) + (["--match-compute"] if args.match_compute else [])
+
+
+def run_parallel(args: argparse.Namespace) -> dict[str, Any]:
+    """Generation 0 here (it is shared), then the regimes in `--jobs` processes of one torch thread
+    each (on 2 cores two 1-thread processes beat one 2-thread process, and no thread waits on a
+    descheduled sibling), then the table and plot of everything from the cache."""
+    import subprocess
+
+    began = time.perf_counter()
+    run(argparse.Namespace(**(vars(args) | {"generations": 0, "regimes": args.regimes[:1], "jobs": 1})))
+    procs = [subprocess.Popen([sys.executable, __file__, *child_argv(args, group)])
+             for group in split_regimes(args.regimes, args.generations, args.jobs)]
+    if any(p.wait() for p in procs):
+        sys.exit("a regime's process failed (see above); rerun the same command to resume from the cache")
+    results = run(argparse.Namespace(**(vars(args) | {"cached_only": True, "jobs": 1})))
+    wall = round(time.perf_counter() - began, 1)
+    print(f"whole run: {wall} s wall with {args.jobs} processes")
+    return results | {"seconds_wall": wall}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -369,12 +427,13 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--regimes", type=lambda s: s.split(","), default=list(REGIMES),
                    help=f"comma-separated subset of {','.join(REGIMES)}")
     p.add_argument("--n-train", type=int, default=None, help="human train paragraphs = texts per generation "
-                   "(default: 300 tiny, 50 smollm2)")
+                   "(default: 300 tiny, 40 smollm2)")
     p.add_argument("--n-heldout", type=int, default=None, help="golden held-out paragraphs (default: 150 tiny, 50 smollm2)")
     p.add_argument("--pool", type=float, default=1.1, help="texts sampled per generation / texts kept "
                    "(the filtered regime tops up from the extra)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per generation (default: 5 tiny, 2 smollm2)")
-    p.add_argument("--max-chars", type=int, default=600, help="longest human paragraph used (characters)")
+    p.add_argument("--max-chars", type=int, default=None, help="longest human paragraph used (characters; "
+                   "default: 600 tiny, 450 smollm2)")
     p.add_argument("--match-compute", action="store_true", help="tiny: cap every generation at generation 0's "
                    "optimiser steps (accumulate then sees each text fewer times)")
     p.add_argument("--cached-only", action="store_true", help="tabulate and plot the cached generations only "
@@ -382,16 +441,21 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared 2-core machine two "
                    "threads were measured 11x slower than one)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="smollm2: longest sample, in tokens")
+    p.add_argument("--jobs", type=int, default=1, help="run the regimes in this many processes of one torch "
+                   "thread each, after generation 0 (2 on this machine's 2 cores)")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     bad = [r for r in args.regimes if r not in REGIMES]
     if bad:
         p.error(f"unknown regime(s) {', '.join(bad)}: use a subset of {','.join(REGIMES)}")
     small = args.model == "smollm2"
-    args.n_train = args.n_train or (50 if small else 300)
+    args.n_train = args.n_train or (40 if small else 300)
+    args.max_chars = args.max_chars or (450 if small else 600)
     args.n_heldout = args.n_heldout or (50 if small else 150)
     return args
 
 
 if __name__ == "__main__":
-    run(parse())
+    parsed = parse()
+    run_parallel(parsed) if parsed.jobs > 1 and not parsed.cached_only else run(parsed)

@@ -185,3 +185,39 @@ def test_tiny_transformer_two_generations(tmp_path: Path) -> None:
     assert [g.train_human for g in runs["golden10"]] == [40, 4, 4]
     assert runs["replace"][0].golden_ppl == runs["golden10"][0].golden_ppl
     assert runs["replace"][1].golden_ppl != runs["golden10"][1].golden_ppl  # different training sets
+
+
+def test_parallel_regime_processes_share_the_parents_cache_and_split_by_cost() -> None:
+    """`--jobs 2`: accumulate (its set grows every generation) gets a process of its own, and each
+    child's command line resolves to the parent's settings, so every process reads and writes the
+    same cache directory (generation 0 is shared)."""
+    pytest.importorskip("torch")
+    bench = _bench()
+    args = bench.parse(["--model", "smollm2", "--n-train", "40", "--max-chars", "450", "--jobs", "2", "--threads", "2"])
+    groups = bench.split_regimes(args.regimes, 5, 2)
+    assert sorted(map(sorted, groups)) == [["accumulate"], ["filtered", "golden10", "replace"]]
+    assert bench.regime_cost("accumulate", 5) == 20 and bench.regime_cost("replace", 5) == 5
+    for group in groups:
+        child = bench.parse(bench.child_argv(args, group))
+        assert child.regimes == group and child.threads == 1 and child.jobs == 1
+        assert bench.settings_dir(child, {}) == bench.settings_dir(args, {})
+
+
+@pytest.mark.slow  # loads SmolLM2-135M (~10 s)
+def test_smollm2_batched_logprob_equals_one_text_at_a_time() -> None:
+    """The bench scores golden paragraphs 16 to a padded batch: padding and the prompt are masked
+    out, so the sum equals scoring each paragraph alone."""
+    pytest.importorskip("peft")
+    from synthloop.student.train import base_model_dir, load_tokenizer
+    from transformers import AutoModelForCausalLM
+
+    bench = _bench()
+    base = base_model_dir()
+    student = bench.SmolStudent(Path("/nonexistent"), epochs=1, max_new_tokens=64)
+    model = (AutoModelForCausalLM.from_pretrained(base).eval(), load_tokenizer(base))
+    texts = ["A short line.", "The option sets how many lines are read when a path is given, and more words.",
+             "Returns a list of values."]
+    together = student.logprob(model, texts)
+    alone = [student.logprob(model, [t]) for t in texts]
+    assert together[1] == sum(c for _, c in alone)
+    assert together[0] == pytest.approx(sum(s for s, _ in alone), rel=1e-4)
