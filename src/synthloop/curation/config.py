@@ -70,7 +70,9 @@ class SemanticDedupConfig(_Section):
     tables: int = Field(8, ge=1)
     backend: Literal["auto", "onnx", "torch", "sentence-transformers"] = "auto"  # auto: onnx if installed, else torch
     max_tokens: int = Field(256, ge=8, le=512)  # word pieces kept per text; see docs/curation.md
-    batch_size: int = Field(16, ge=1)  # texts per forward pass, after sorting by length
+    batch_tokens: int = Field(256, ge=1)  # word pieces per unpadded forward pass (a longer text runs alone)
+    batch_size: int = Field(16, ge=1)  # at most this many texts per forward pass
+    padded: bool = False  # True: the previous batching, `batch_size` length-sorted texts padded to the longest
     threads: int | None = Field(None, ge=1)  # the backend's intra-op threads; None: its default (all cores)
     seed: int = 0
 
