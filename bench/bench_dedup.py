@@ -153,15 +153,18 @@ class SemanticRow:
     embedder: str  # key into the loaded embedders
     candidates: Literal["lsh", "lexical"]  # "lsh" (embed every record) or "lexical" (the gate)
     near: str = ""  # "" (the stage alone), "baseline" or "synthloop" near dedup before it
+    same_pieces: bool = False  # the gate may see the embedder's word pieces (skip texts equal to a kept one's)
 
 
 #: embedder key -> (load_embedder keyword arguments, calls split into pieces of this size (0: whole))
 EMBEDDERS: dict[str, tuple[dict[str, Any], int]] = {
     "today": ({"backend": "sentence-transformers", "batch_size": 64, "max_tokens": 256}, 64),
-    "torch 256 b16": ({"backend": "torch", "batch_size": 16, "max_tokens": 256}, 0),
-    "onnx 256 b16": ({"backend": "onnx", "batch_size": 16, "max_tokens": 256}, 0),
-    "onnx 256 b64": ({"backend": "onnx", "batch_size": 64, "max_tokens": 256}, 0),
-    "onnx 128 b16": ({"backend": "onnx", "batch_size": 16, "max_tokens": 128}, 0),
+    "torch 256 b16": ({"backend": "torch", "batch_size": 16, "max_tokens": 256, "padded": True}, 0),
+    "onnx 256 b16": ({"backend": "onnx", "batch_size": 16, "max_tokens": 256, "padded": True}, 0),
+    "onnx 256 b64": ({"backend": "onnx", "batch_size": 64, "max_tokens": 256, "padded": True}, 0),
+    "onnx 128 b16": ({"backend": "onnx", "batch_size": 16, "max_tokens": 128, "padded": True}, 0),
+    "onnx unpadded": ({"backend": "onnx"}, 0),  # today's defaults: unpadded passes of <= 256 word pieces
+    "onnx unpadded fused": ({"backend": "onnx", "fused_ops": ("SkipLayerNormalization", "BiasGelu")}, 0),
 }
 SEMANTIC_ROWS = [
     SemanticRow("stage alone", "today: sentence-transformers, b64, 256 tok, embed all", "today", "lsh"),
@@ -169,20 +172,28 @@ SEMANTIC_ROWS = [
     SemanticRow("stage alone", "onnx, sorted, b16, 256 tok, embed all", "onnx 256 b16", "lsh"),
     SemanticRow("stage alone", "onnx, sorted, b64, 256 tok, embed all", "onnx 256 b64", "lsh"),
     SemanticRow("stage alone", "onnx, sorted, b16, 128 tok, embed all", "onnx 128 b16", "lsh"),
+    SemanticRow("stage alone", "onnx, unpadded, 256 tok, embed all", "onnx unpadded", "lsh"),
+    SemanticRow("stage alone", "onnx, unpadded + SkipLN/BiasGelu fusions, embed all", "onnx unpadded fused", "lsh"),
     SemanticRow("stage alone", "lexical gate + today's embedder", "today", "lexical"),
-    SemanticRow("stage alone", "lexical gate + onnx b16 256 tok (default)", "onnx 256 b16", "lexical"),
+    SemanticRow("stage alone", "lexical gate + onnx b16 256 tok (previous default)", "onnx 256 b16", "lexical"),
     SemanticRow("stage alone", "lexical gate + onnx b16 128 tok", "onnx 128 b16", "lexical"),
+    SemanticRow("stage alone", "lexical gate + onnx unpadded", "onnx unpadded", "lexical"),
+    SemanticRow("stage alone", "lexical gate + onnx unpadded + same-pieces skip (default)", "onnx unpadded", "lexical",
+                same_pieces=True),
     SemanticRow("exact+near+semantic", "today (5-gram near, embed all)", "today", "lsh", "baseline"),
-    SemanticRow("exact+near+semantic", "synthloop (2-gram near, gate, onnx)", "onnx 256 b16", "lexical", "synthloop"),
+    SemanticRow("exact+near+semantic", "synthloop (2-gram near, gate, onnx unpadded, default)", "onnx unpadded", "lexical",
+                "synthloop", same_pieces=True),
 ]
 
 
 class Counting:
-    """An embedder that counts the texts it was given."""
+    """An embedder that counts the texts it was given; `token_ids` is the embedder's only when
+    `pieces` (else None, as for an embedder without word pieces)."""
 
-    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray]) -> None:
+    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], pieces: bool = False) -> None:
         self.embed, self.n = embed, 0
         self.vecs: list[np.ndarray] = []  # every call's output, in order
+        self.token_ids = getattr(embed, "token_ids", None) if pieces else None
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         self.n += len(texts)
@@ -213,7 +224,9 @@ def bench_semantic(corpus: HumanPlanted, n: int, threads: int) -> None:
     path (sentence-transformers in calls of 64, 256 tokens, every record embedded) in the same run:
     the stage alone (the worst case: every planted copy and its original must be embedded), and
     end to end after exact and near dedup (the pipeline's order). `cos to today` is each text's
-    embedding against today's (embed-all rows): the cost of truncating or changing the backend."""
+    embedding against today's (embed-all rows): the cost of truncating or changing the backend;
+    `decisions != today` counts documents kept by one and removed by the other, against the first
+    row of the same chain."""
     from synthloop.curation import SemanticDedup
     from synthloop.curation.config import SemanticDedupConfig
 
@@ -224,29 +237,32 @@ def bench_semantic(corpus: HumanPlanted, n: int, threads: int) -> None:
     table = Table(title=f"semantic dedup, {n} planted documents, MiniLM-L6 on {threads} threads "
                         f"(load: {', '.join(f'{k} {v:.1f}s' for k, v in load_s.items())})")
     for col in ("chain", "embedder, candidates", "docs/s", "speed-up", "CPU docs/s", "texts embedded", "cos to today min / p1",
-                "recall 2%", "recall 5%", "recall 10%", "precision"):
+                "recall 2%", "recall 5%", "recall 10%", "precision", "decisions != today"):
         table.add_column(col, justify="left" if col in ("chain", "embedder, candidates") else "right")
     base = base_cpu = 0.0
+    first_removed: dict[str, set[str]] = {}  # chain -> the documents its first row removed
     for row in SEMANTIC_ROWS:
-        counting = Counting(embedders[row.embedder])
+        counting = Counting(embedders[row.embedder], row.same_pieces)
         near: list[Stage] = {"": [], "baseline": [ExactDedup(), BaselineNear()], "synthloop": [ExactDedup(), NearDedup()]}[row.near]
         stage = SemanticDedup(SemanticDedupConfig(candidates=row.candidates), embed=counting)
         c0 = time.process_time()
         t, ctx = timed(functools.partial(run_chain, [*near, stage], sub.docs))
         cpu = time.process_time() - c0
         rep = near_report(sub, ctx)
+        removed = {r.id for r in ctx.rejected}
+        differ = len(removed ^ first_removed.setdefault(row.chain, removed))
         if row.embedder == "today" and row.candidates == "lsh" and not row.near:
             base, base_cpu, ref = n / t, n / cpu, np.concatenate(counting.vecs)
         cos = "" if row.candidates != "lsh" or row.near or ref is None else _cos_to(ref, np.concatenate(counting.vecs))
         table.add_row(row.chain, row.name, f"{n / t:,.1f}", f"{n / t / base:.1f}x", f"{n / cpu:,.1f} ({n / cpu / base_cpu:.1f}x)",
                       str(counting.n), cos, *(f"{rep.get(f'{r:.0%} all', float('nan')):.3f}" for r in (0.02, 0.05, 0.10)),
-                      f"{rep['precision']:.3f}")
+                      f"{rep['precision']:.3f}", str(differ))
     console.print(table)
 
 
 def _cos_to(ref: np.ndarray, vecs: np.ndarray) -> str:
     cos = np.sum(ref * vecs, axis=1)
-    return f"{cos.min():.3f} / {np.percentile(cos, 1):.3f}"
+    return f"{cos.min():.4f} / {np.percentile(cos, 1):.4f}"
 
 
 def bench_cli(corpus: HumanPlanted, n: int) -> None:
@@ -269,7 +285,7 @@ def bench_cli(corpus: HumanPlanted, n: int) -> None:
         today.write_text('[curate.semantic]\ncandidates = "lsh"\nbackend = "sentence-transformers"\nbatch_size = 64\n')
         base = 0.0
         for name, extra in (("today: embed all, sentence-transformers (--config)", ["--config", str(today)]),
-                            ("defaults: lexical gate, onnx", [])):
+                            ("defaults: lexical gate, onnx unpadded, same-pieces skip", [])):
             out = Path(tmp) / f"out{len(extra)}"
             cmd = [sys.executable, "-m", "synthloop.cli", "curate", str(data), "--out", str(out), "--semantic", *extra]
             t, _ = timed(functools.partial(subprocess.run, cmd, check=True, capture_output=True,

@@ -121,3 +121,65 @@ def test_semantic_dedup_real_minilm_catches_paraphrase() -> None:
     ]
     kept, ctx = run_chunks(SemanticDedup(SemanticDedupConfig(threshold=0.9)), texts)
     assert kept == ["r0", "r1"] and ctx.rejected[0].id == "r2"
+
+
+class _Pieces:
+    """The letter-count embedder with word pieces: its embedding is a function of `token_ids`
+    (letters, lower-cased), as a real embedder's is of its word pieces. Counts the texts embedded."""
+
+    def __init__(self, pieces: bool = True) -> None:
+        self.embedded: list[str] = []
+        self.token_ids = self._ids if pieces else None
+
+    @staticmethod
+    def _ids(texts: list[str]) -> list[list[int]]:
+        return [[ord(c) for c in t.lower() if c.isalpha()] for t in texts]
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.embedded += texts
+        return _fake_embed(texts)
+
+
+def test_semantic_gate_skips_the_model_for_same_pieces_and_decides_the_same() -> None:
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(400)]
+    base = [" ".join(rng.choice(vocab, 12)) for _ in range(40)]
+    texts: list[str] = []
+    for i, t in enumerate(base):
+        texts.append(t)
+        if i % 3 == 0:
+            texts.append(t.upper().replace(" ", "  "))  # same pieces: re-cased, re-spaced
+        if i % 4 == 0:
+            texts.append(t + " w1")  # a near copy: embedded as before
+    with_pieces, without = _Pieces(), _Pieces(pieces=False)
+    kept_a, ctx_a = run_chunks(SemanticDedup(SemanticDedupConfig(threshold=0.9), embed=with_pieces), texts, chunk=16)
+    kept_b, ctx_b = run_chunks(SemanticDedup(SemanticDedupConfig(threshold=0.9), embed=without), texts, chunk=16)
+    assert kept_a == kept_b
+    assert [(r.id, r.rejected_reason) for r in ctx_a.rejected] == [(r.id, r.rejected_reason) for r in ctx_b.rejected]
+    copies = sum(1 for i in range(40) if i % 3 == 0)
+    assert len(ctx_a.rejected) >= copies
+    assert not any(t.isupper() for t in with_pieces.embedded)  # no re-cased copy reached the model
+    assert len(with_pieces.embedded) < len(without.embedded)
+
+
+def test_semantic_gate_embeds_a_same_pieces_record_whose_candidate_was_a_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """b is a duplicate of a (cosine, not the same pieces); c has b's pieces, and its only candidate
+    is b: with b rejected, c is decided by the model as before (kept: b is not in the index)."""
+    texts = ["the cat sat", "cat the sat", "CAT THE SAT"]
+    results = []
+    for embed in (_Pieces(), _Pieces(pieces=False)):
+        stage = SemanticDedup(SemanticDedupConfig(threshold=0.9), embed=embed)
+        monkeypatch.setattr(stage.gate, "_pairs", lambda sigs: {1: [-1], 2: [-2]})
+        results.append(stage._check([Record(id=f"r{i}", text=t) for i, t in enumerate(texts)]))
+        assert "CAT THE SAT" in embed.embedded  # c was embedded (late, in the first run)
+    assert results[0] == results[1]
+    assert results[0][0] is None and results[0][1] is not None and results[0][1][0] == 0 and results[0][2] is None
+
+
+def test_semantic_gate_same_record_again_is_kept_without_the_model() -> None:
+    stage = SemanticDedup(SemanticDedupConfig(), embed=(embed := _Pieces()))
+    stage.seed([Record(id="r0", text="Photosynthesis turns light into sugar")])
+    kept, ctx = run_chunks(stage, ["Photosynthesis turns light into sugar", "photosynthesis  turns LIGHT into sugar"])
+    assert kept == ["r0"]  # the seeded record again (a resumed run): kept
+    assert ctx.rejected[0].rejected_reason == "semantic_duplicate: cosine 1.000 with r0"
+    assert not embed.embedded  # both decided from the word pieces alone

@@ -57,7 +57,20 @@ class SemanticDedupConfig(_Section):
     the model. 32 bands x 3 rows over 96 permutations: a pair at Jaccard 0.5 is a candidate with
     probability 0.986, at 0.6 0.9992.
     `candidates = "lsh"`: every record embedded, random-hyperplane LSH (`tables` x `bits` sign bits)
-    over the embeddings: catches paraphrases sharing few words, at the model's full cost."""
+    over the embeddings: catches paraphrases sharing few words, at the model's full cost.
+
+    The embedder (synthloop.curation.encoder; figures from bench/bench_dedup.py --semantic 400 on
+    this project's 2-core machine, docs/curation.md): `backend` auto = onnxruntime when installed
+    (torch otherwise; the same embeddings, cosine >= 0.9999). `max_tokens` 256: what the packaged
+    model's sentence_bert_config.json uses (128 changed 7 of 400 decisions). `padded` False:
+    every forward pass holds texts of one word-piece count, so nothing is padded and the graph
+    has no mask (the gate's calls had 19% padding in batches of 16; the gate row went from 5.1x
+    to 8.8x today's CPU docs/s). `batch_tokens` 256: word pieces per pass; texts of equal length
+    share a pass up to it (one ~130-piece text a pass ran faster per word piece than 16-text
+    passes; 2-4 texts of 64-128 pieces a pass a few % faster than one). `batch_size` 16: at most
+    this many texts a pass (and the padded path's batch, measured before). `threads` None: all
+    usable cores; onnx runs that many one-thread passes at once (9% less CPU than one pass on 2
+    intra-op threads)."""
 
     threshold: float = Field(0.95, gt=0.0, le=1.0)
     model: str = "all-MiniLM-L6-v2"
@@ -70,8 +83,10 @@ class SemanticDedupConfig(_Section):
     tables: int = Field(8, ge=1)
     backend: Literal["auto", "onnx", "torch", "sentence-transformers"] = "auto"  # auto: onnx if installed, else torch
     max_tokens: int = Field(256, ge=8, le=512)  # word pieces kept per text; see docs/curation.md
-    batch_size: int = Field(16, ge=1)  # texts per forward pass, after sorting by length
-    threads: int | None = Field(None, ge=1)  # the backend's intra-op threads; None: its default (all cores)
+    batch_tokens: int = Field(256, ge=1)  # word pieces per unpadded forward pass (a longer text runs alone)
+    batch_size: int = Field(16, ge=1)  # at most this many texts per forward pass
+    padded: bool = False  # True: the previous batching, `batch_size` length-sorted texts padded to the longest
+    threads: int | None = Field(None, ge=1)  # onnx unpadded: passes at once; else intra-op threads. None: all cores
     seed: int = 0
 
     @model_validator(mode="after")

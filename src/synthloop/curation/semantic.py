@@ -35,6 +35,8 @@ from synthloop.records import Record
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 Match = tuple[int, float]
+#: texts -> the embedder's word pieces of each, or None when the embedder does not expose them
+MaybeTokenIds = Callable[[Sequence[str]], list[list[int]] | None]
 
 #: Function words that every English paragraph shares: dropped so that the lexical gate measures
 #: shared content, not shared grammar.
@@ -126,14 +128,27 @@ class LexicalGate:
             out.setdefault(p, []).append(c if c < first else -1 - (c - first))
         return out
 
-    def check(self, ids: Sequence[str], texts: Sequence[str], embed: Embedder) -> list[Match | None]:
+    def check(self, ids: Sequence[str], texts: Sequence[str], embed: Embedder,
+              token_ids: MaybeTokenIds | None = None) -> list[Match | None]:
+        """`token_ids` (the embedder's word pieces, when it has them): a record whose earliest kept
+        candidate has the same word pieces has the same embedding, so it is that candidate's
+        duplicate (cosine 1) and neither text is sent to the model for it."""
         sigs = self.signatures(texts) if texts else np.zeros((0, self.cfg.gate_perm), dtype=np.uint32)
         pairs = self._pairs(sigs)
-        batch_vecs = self._embed_needed(pairs, texts, embed)
+        same = self._same_pieces(pairs, texts, token_ids) if token_ids is not None else {}
+        batch_vecs = self._embed_needed({p: c for p, c in pairs.items() if p not in same}, texts, embed, skip=same)
         results: list[Match | None] = []
         kept_pos: dict[int, int] = {}  # batch position -> slot, for records kept earlier in this batch
         for p, (record_id, text) in enumerate(zip(ids, texts)):
-            match = self._best(p, pairs.get(p, []), kept_pos, batch_vecs)
+            match: Match | None = None
+            slot = self._slot(same[p], kept_pos) if p in same else None
+            if slot is not None:
+                match = (slot, 1.0)  # the earliest kept candidate, with this record's embedding
+            elif p in same:  # that candidate was itself a duplicate in this batch: embed as usual
+                batch_vecs[p] = self._embed_late(p, pairs[p], kept_pos, text, embed)
+                match = self._best(p, pairs[p], kept_pos, batch_vecs)
+            else:
+                match = self._best(p, pairs.get(p, []), kept_pos, batch_vecs)
             if match is not None and self.ids[match[0]] == record_id:
                 results.append(None)  # the same record again (a resumed run): kept, not re-indexed
                 continue
@@ -143,9 +158,39 @@ class LexicalGate:
         self._index(sigs, kept_pos)
         return results
 
-    def _embed_needed(self, pairs: dict[int, list[int]], texts: Sequence[str], embed: Embedder) -> dict[int, np.ndarray]:
-        """Embed (one call) every gated record of the batch and every stored candidate not yet embedded."""
-        need_pos = set(pairs) | {-1 - c for cs in pairs.values() for c in cs if c < 0}
+    @staticmethod
+    def _slot(c: int, kept_pos: dict[int, int]) -> int | None:
+        """A candidate's slot: itself when stored, its batch position's slot when that record was kept."""
+        return c if c >= 0 else kept_pos.get(-1 - c)
+
+    def _same_pieces(self, pairs: dict[int, list[int]], texts: Sequence[str], token_ids: MaybeTokenIds) -> dict[int, int]:
+        """Batch position -> its earliest candidate, where both have the same word pieces. The
+        earliest: a stored slot before any record of this batch, else the earliest batch position
+        (if that one turns out a duplicate, `check` embeds the record as usual)."""
+        first = {p: min((c for c in cs if c >= 0), default=max(cs)) for p, cs in pairs.items()}
+        if not first:
+            return {}
+        order = sorted(first)
+        other = [texts[-1 - c] if c < 0 else self._text(c) for c in (first[p] for p in order)]
+        pieces = token_ids([texts[p] for p in order] + [t for t in other if t is not None])
+        if pieces is None:
+            return {}
+        mine, theirs = pieces[: len(order)], iter(pieces[len(order):])
+        out: dict[int, int] = {}
+        for p, ids, text in zip(order, mine, other):
+            if text is not None and ids == next(theirs):
+                out[p] = first[p]
+        return out
+
+    def _text(self, slot: int) -> str | None:
+        """A stored record's text, or None once it is embedded (its text is dropped then)."""
+        return zlib.decompress(self.texts[slot]).decode() if self.texts[slot] else None
+
+    def _embed_needed(self, pairs: dict[int, list[int]], texts: Sequence[str], embed: Embedder,
+                      skip: dict[int, int] | None = None) -> dict[int, np.ndarray]:
+        """Embed (one call) every gated record of the batch and every stored candidate not yet
+        embedded; records in `skip` are decided without the model (embedded later if need be)."""
+        need_pos = (set(pairs) | {-1 - c for cs in pairs.values() for c in cs if c < 0}) - set(skip or ())
         need_slots = sorted({c for cs in pairs.values() for c in cs if c >= 0 and c not in self.vecs})
         order = sorted(need_pos)
         todo = [texts[p] for p in order] + [zlib.decompress(self.texts[s]).decode() for s in need_slots]
@@ -158,11 +203,22 @@ class LexicalGate:
             self.texts[s] = b""  # embedded: the text is no longer needed
         return dict(zip(order, vecs[: len(order)]))
 
+    def _embed_late(self, p: int, cands: list[int], kept_pos: dict[int, int], text: str, embed: Embedder) -> np.ndarray:
+        """The record at `p` and its kept candidates not embedded yet, in one call (a record whose
+        same-pieces candidate turned out a duplicate)."""
+        slots = sorted({s for c in cands if (s := self._slot(c, kept_pos)) is not None and s not in self.vecs})
+        vecs = embed([text] + [zlib.decompress(self.texts[s]).decode() for s in slots])
+        self.embedded += 1 + len(slots)
+        for s, v in zip(slots, vecs[1:]):
+            self.vecs[s] = v
+            self.texts[s] = b""
+        return np.asarray(vecs[0])
+
     def _best(self, p: int, cands: list[int], kept_pos: dict[int, int], batch_vecs: dict[int, np.ndarray]) -> Match | None:
         """The earliest kept candidate at cosine >= threshold."""
         best: Match | None = None
         for c in cands:
-            slot = c if c >= 0 else kept_pos.get(-1 - c)
+            slot = self._slot(c, kept_pos)
             if slot is None:
                 continue  # that earlier record of the batch was itself a duplicate: not indexed
             cos = float(self.vecs[slot] @ batch_vecs[p])
@@ -213,8 +269,13 @@ class SemanticDedup(Stage):
     def embed(self) -> Embedder:
         if self._embed is None:  # loaded on first use: building the stage list stays cheap
             self._embed = load_embedder(self.cfg.model, self.cfg.batch_size, self.cfg.threads, self.cfg.backend,
-                                        self.cfg.max_tokens)
+                                        self.cfg.max_tokens, self.cfg.batch_tokens, self.cfg.padded)
         return self._embed
+
+    def _token_ids(self, texts: Sequence[str]) -> list[list[int]] | None:
+        """The embedder's word pieces for `texts`, None when it does not expose them."""
+        token_ids = getattr(self.embed, "token_ids", None)
+        return None if token_ids is None else token_ids(texts)
 
     def seed(self, records: Iterable[Record]) -> None:
         for batch in batched(records, 256):
@@ -222,7 +283,8 @@ class SemanticDedup(Stage):
 
     def _check(self, batch: Sequence[Record]) -> list[Match | None]:
         if self.cfg.candidates == "lexical":
-            matches = self.gate.check([r.id for r in batch], [r.main_text() for r in batch], lambda t: self.embed(t))
+            matches = self.gate.check([r.id for r in batch], [r.main_text() for r in batch], lambda t: self.embed(t),
+                                      self._token_ids)
             return [None if m is None else (m[0], m[1]) for m in matches]
         return self._check_lsh(batch)
 
