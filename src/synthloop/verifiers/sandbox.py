@@ -253,6 +253,8 @@ def _run_in(workdir: str, args: list[str], limits: SandboxLimits, layers: tuple[
         _kill_group(proc)
         _pump(proc, sinks, time.monotonic() + 2.0)  # type: ignore[arg-type]
     returncode = proc.wait()
+    # Ended by itself as the limit passed (our SIGKILL found it already exiting): not a timeout.
+    timed_out = timed_out and returncode == -signal.SIGKILL
     for stream in (proc.stdout, proc.stderr):
         if stream is not None and not stream.closed:
             stream.close()  # only if a pipe never reached EOF after the kill
