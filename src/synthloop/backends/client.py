@@ -2,8 +2,9 @@
 
 A `Backend` only answers batches. Everything else lives here, once: cache lookups (one query per
 call, a cached answer is never asked again), de-duplication of identical requests, batching, an
-adaptive (AIMD) bound on requests in flight, requests- and tokens-per-minute limits, retries with
-exponential backoff and full jitter (each request waits out its own Retry-After; the others go on),
+adaptive (AIMD) bound on requests in flight, requests- and tokens-per-minute limits, retries (a
+refusal backs off with full jitter and waits out its own Retry-After while the others go on; an
+unusable body or a timeout is sent again at once),
 re-asks of unparseable output, token and cost accounting, and a hard budget (each request's worst
 case is reserved before it is sent: see `limits.py`).
 
@@ -76,6 +77,7 @@ class _Job:
     request: Request
     index: int
     attempt: int = 0
+    refusals: int = 0  # failures that said "too busy" (429, 5xx, refused): they alone grow the backoff
     held: Reservation | None = None
     cut: bool = False  # cut off once as stalled: later attempts wait the full timeout
     booked_tokens: int = 0  # taken from the tokens-per-minute pacer, refunded down to the real count
@@ -488,10 +490,14 @@ class Client:
         run.finish(job, error)
 
     def _retry_later(self, run: _Run, job: _Job, error: BackendError) -> None:
-        """Back off this request alone (its Retry-After, or jitter), then queue it again."""
-        delay = self._backoff_delay(job.attempt, error)
+        """Back off this request alone (its Retry-After, or jitter), then queue it again; a failure
+        that says nothing about load goes back in the queue at once."""
+        delay = self._backoff_delay(job, error)
         log.info("request failed (%s: %s); retry %d/%d in %.2f s", type(error).__name__, error, job.attempt + 1, self.max_retries, delay)
         job.attempt += 1
+        if delay <= 0:
+            run.put(job)
+            return
 
         async def later() -> None:
             await _sleep(delay)
@@ -501,12 +507,19 @@ class Client:
         run.timers.add(timer)
         timer.add_done_callback(run.timers.discard)
 
-    def _backoff_delay(self, attempt: int, error: BackendError) -> float:
-        """Full jitter: uniform(0, min(max, base * 2^attempt)), but never less than a Retry-After;
-        none for a stalled send (nothing refused it: it is sent again at once)."""
-        if getattr(error, "stalled", False):
+    def _backoff_delay(self, job: _Job, error: BackendError) -> float:
+        """How long this request waits before it is sent again, by what the failure says:
+
+        - a refusal (429, 5xx, connection refused: the server is busy or down): full jitter,
+          uniform(0, min(max, base * 2^n)) with n = the refusals this request had before, and
+          never less than a Retry-After (a floor, honoured exactly when it is the larger);
+        - an unusable body (malformed, truncated, no choices) or a timeout, including a send cut
+          off as stalled: none. The server did not refuse it; a timeout has already waited longer
+          than any backoff. Overload is the adaptive window's business (it counts timeouts)."""
+        if isinstance(error, (BackendTimeout, BadResponse)) and retry_after(error) is None:
             return 0.0
-        delay = self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
+        delay = self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**job.refusals))
+        job.refusals += 1
         hint = retry_after(error)
         return max(delay, hint) if hint is not None else delay
 
