@@ -72,10 +72,10 @@ class Row:
 
 
 @contextlib.contextmanager
-def stub(latency_ms: float, fault_rate: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0) -> Iterator[str]:
+def stub(latency_ms: float, fault_rate: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0, seed: int = 0) -> Iterator[str]:
     cmd = [sys.executable, "-m", "synthloop.testing.openai_stub", "--port", "0", "--slots", str(SLOTS), "--latency-ms", str(latency_ms)]
     if fault_rate:
-        cmd += ["--fault-rate", str(fault_rate), "--hang-s", str(hang_s), "--retry-after", str(retry_after)]
+        cmd += ["--fault-rate", str(fault_rate), "--hang-s", str(hang_s), "--retry-after", str(retry_after), "--fault-seed", str(seed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     try:
@@ -166,6 +166,7 @@ class FaultRun:
     faulty: Row
     counts: dict[str, int]
     load: float  # 1-minute load average when the round ended
+    seed: int  # of the fault draws
 
     def ratio(self) -> float:
         return self.faulty.wall_s / self.clean.wall_s
@@ -173,7 +174,9 @@ class FaultRun:
 
 def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: float, runs: int = 3) -> list[FaultRun]:
     """`runs` rounds per width, interleaved (64, 256, 64, 256, ...); within a round the fault-free
-    and the faulty run are back to back, in alternating order, so load drift cancels in the ratio."""
+    and the faulty run are back to back, in alternating order, so load drift cancels in the ratio.
+    Round i draws its faults with seed i: each round is another sequence of faults (one seed would
+    measure only the timing noise around one sequence)."""
     out: list[FaultRun] = []
     for i in range(runs):
         for width in widths:
@@ -185,12 +188,12 @@ def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: 
             measured: dict[float, Row] = {}
             counts: dict[str, int] = {}
             for rate in (0.0, 0.2) if i % 2 == 0 else (0.2, 0.0):
-                with stub(latency, fault_rate=rate, hang_s=30.0, retry_after=1.0) as url:
+                with stub(latency, fault_rate=rate, hang_s=30.0, retry_after=1.0, seed=i) as url:
                     cache, mine = tmp / f"f{width}-{rate}-{i}.sqlite", {} if rate == 0 else counts
                     ok, wall, cpu = timed(lambda w=width, c=cache, t=timeout, m=mine: synthloop(url, requests_for(n, "f"), w, c, t, m))
                     s = stats(url)
                 measured[rate] = Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, s["requests"], s["duplicates_after_success"], s["worked"])
-            out.append(FaultRun(raw, measured[0.0], measured[0.2], counts, os.getloadavg()[0]))
+            out.append(FaultRun(raw, measured[0.0], measured[0.2], counts, os.getloadavg()[0], i))
     return out
 
 
@@ -315,14 +318,14 @@ def report(rows: list[Row], pairs: list[FaultRun], writes: tuple[float, float]) 
 def fault_summary(runs: list[FaultRun]) -> list[dict[str, Any]]:
     return [{"in_flight": r.clean.in_flight, "answered": r.faulty.ok, "sent": r.faulty.sent, "duplicates": r.faulty.duplicates,
              "wall_ratio": round(r.ratio(), 3), "work_ratio": round(r.faulty.worked / r.clean.worked, 3), "raw_wall_s": round(r.raw.wall_s, 2),
-             "clean_wall_s": round(r.clean.wall_s, 2), "fault_wall_s": round(r.faulty.wall_s, 2), "load": round(r.load, 2), **r.counts} for r in runs]
+             "clean_wall_s": round(r.clean.wall_s, 2), "fault_wall_s": round(r.faulty.wall_s, 2), "load": round(r.load, 2), "fault_seed": r.seed, **r.counts} for r in runs]
 
 
 def report_faults(runs: list[FaultRun]) -> None:
     for r in runs:
         clean, faulty = r.clean, r.faulty
         print(
-            f"faults at {clean.latency_ms:.0f} ms, {clean.in_flight} in flight: {faulty.ok}/{clean.ok} answered, "
+            f"faults at {clean.latency_ms:.0f} ms, {clean.in_flight} in flight, fault seed {r.seed}: {faulty.ok}/{clean.ok} answered, "
             f"{faulty.sent - faulty.ok} retries and copies, {faulty.duplicates} duplicates after success, "
             f"wall {faulty.wall_s:.2f} s vs {clean.wall_s:.2f} s fault-free = {r.ratio():.2f}x "
             f"(raw aiohttp fault-free {r.raw.wall_s:.2f} s; the server had {faulty.worked / clean.worked:.2f}x the work to do; "
