@@ -63,6 +63,17 @@ def test_a_request_that_is_only_slow_keeps_its_own_answer() -> None:
     assert client.hedge_wins == 0  # the original, started first, answered first: the copy was cancelled
 
 
+def test_a_backend_whose_sends_cannot_stall_gets_no_copies() -> None:
+    class Local(Hangs):
+        can_stall = False  # as LocalBackend: a late batch is long, not stalled
+
+    backend = Local({"q20"}, hang_s=0.3)
+    client = Client(backend, concurrency=2)
+    answers = asyncio.run(client.complete([req(f"q{i}") for i in range(30)]))
+    assert all(isinstance(a, Response) for a in answers)
+    assert backend.sent["q20"] == 1 and client.stalled_sends == client.hedged_sends == client.overdue_sends == 0
+
+
 class Twins(Hangs):
     """`q20`'s first send waits until its copy arrives; then both answer in the same tick."""
 

@@ -226,7 +226,7 @@ class _Slot:
         client, loop = self.client, asyncio.get_running_loop()
         stalled: asyncio.Future[None] = loop.create_future()
         sends = [asyncio.ensure_future(self._timed(jobs, stalled))]
-        if (overdue := client.overdue.overdue()) is not None:
+        if client.watched and (overdue := client.overdue.overdue()) is not None:
             self.timers.append(loop.call_later(overdue, self._overdue))
         try:
             while True:
@@ -259,7 +259,9 @@ class _Slot:
         latency that falls as a server queue drains shortens the wait of sends already out)."""
         loop, timers = asyncio.get_running_loop(), list[asyncio.TimerHandle]()
         t0, client = loop.time(), self.client
-        if client.overdue.late() is not None:
+        if not client.watched:
+            pass
+        elif client.overdue.late() is not None:
             self._look(t0, stalled, timers)
         else:  # watched from the moment the estimate is ready (sends of the first window too)
             client.unwatched.append(lambda: self._look(t0, stalled, timers))
@@ -303,11 +305,13 @@ class _Slot:
         return answers
 
     def _may_hedge(self, jobs: list[_Job]) -> bool:
-        """A copy is sent unless many are out at once (then the server is slow, a queue, and copies
-        would only lengthen it) or the budget has no room for a second worst case per request."""
+        """A copy is sent unless many are out at once (a quarter of the window: then the server is
+        slow, a queue, and copies would only lengthen it) or the budget has no room for a second
+        worst case per request. (At an eighth, some hung sends of the fault bench at 64 in flight
+        found it full and waited out their timeout.)"""
         client = self.client
         client.stalled_sends += 1
-        if client.hedges_now >= max(1, client.window.limit // 8):
+        if client.hedges_now >= max(1, client.window.limit // 4):
             return False
         held = client._reserve_copies(jobs)
         if held is None:
@@ -430,10 +434,13 @@ class Client:
         self.stalled_sends = 0  # sends found stalled (a copy is sent unless too many are out)
         self.hedged_sends = 0  # copies sent of stalled sends
         self.hedge_wins = 0  # requests answered by a copy
-        self.hedges_now = 0  # copies on their way (at most window.limit // 8)
+        self.hedges_now = 0  # copies on their way (at most window.limit // 4)
         self.overtaken_sends = 0  # of the stalled sends, those found so by being overtaken
         self.answered_start = 0.0  # when the latest-started send that brought an answer started
         self.unwatched: list[Callable[[], None]] = []  # watches of sends started before the estimate was ready
+        # A backend whose sends cannot stall (a local model: computed here, in a thread that cannot
+        # be cancelled) is not watched: a late batch is long, and a copy would only run after it.
+        self.watched = bool(getattr(backend, "can_stall", True))
 
     def _check_prices_for(self, budget: Budget | None) -> None:
         if budget is not None and budget.max_cost_usd is not None and not self.prices_known:
