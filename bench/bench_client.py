@@ -18,7 +18,7 @@ chunk: requests in flight sampled every 5 ms over the run, the local engine (str
 the old per-chunk barrier (each chunk through every stage and committed before the next starts),
 measured in the same run.
 
-Run:  python bench/bench_client.py [--requests 2000] [--quick] [--only faults|stream]
+Run:  python bench/bench_client.py [--requests 2000] [--quick] [--only faults|stream] [--runs 3]
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ class Row:
 
 
 @contextlib.contextmanager
-def stub(latency_ms: float, fault_rate: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0) -> Iterator[str]:
+def stub(latency_ms: float, fault_rate: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0, seed: int = 0) -> Iterator[str]:
     cmd = [sys.executable, "-m", "synthloop.testing.openai_stub", "--port", "0", "--slots", str(SLOTS), "--latency-ms", str(latency_ms)]
     if fault_rate:
-        cmd += ["--fault-rate", str(fault_rate), "--hang-s", str(hang_s), "--retry-after", str(retry_after)]
+        cmd += ["--fault-rate", str(fault_rate), "--hang-s", str(hang_s), "--retry-after", str(retry_after), "--fault-seed", str(seed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     try:
@@ -128,12 +128,14 @@ async def plain_httpx(url: str, reqs: list[Request], in_flight: int) -> int:
         return sum(await asyncio.gather(*(one(r) for r in reqs)))
 
 
-async def synthloop(url: str, reqs: list[Request], in_flight: int, cache: Path, timeout_s: float) -> int:
+async def synthloop(url: str, reqs: list[Request], in_flight: int, cache: Path, timeout_s: float, counts: dict[str, int] | None = None) -> int:
     """The real path: Client (cache, window, retries, accounting) + OpenAICompatBackend."""
     backend = OpenAICompatBackend(url, "stub", timeout_s=timeout_s, max_connections=in_flight)
     client = Client(backend, concurrency=in_flight, cache=RequestCache(cache), max_retries=8, backoff_base=0.05, backoff_max=1.0)
     async with client:
         answers = await client.complete(reqs)
+    if counts is not None:
+        counts.update(stalled=client.stalled_sends, hedged=client.hedged_sends, hedge_wins=client.hedge_wins, window_low=client.window.low)
     return sum(isinstance(a, Response) for a in answers)
 
 
@@ -154,21 +156,45 @@ def run_rows(n: int, latencies: list[float], widths: list[int], tmp: Path) -> li
     return rows
 
 
-def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: float) -> list[tuple[Row, Row]]:
-    """(fault-free, 20% mixed faults) pairs for synthloop, each on a fresh stub."""
-    pairs: list[tuple[Row, Row]] = []
-    for width in widths:
-        measured: list[Row] = []
-        for rate in (0.0, 0.2):
-            with stub(latency, fault_rate=rate, hang_s=30.0, retry_after=1.0) as url:
-                cache = tmp / f"f{width}-{rate}.sqlite"
-                # The timeout covers the queueing at the server's 64 slots (256 in flight: 4 deep).
-                timeout = max(timeout_s, 2 * width / SLOTS * latency / 1000)
-                ok, wall, cpu = timed(lambda w=width, c=cache, t=timeout: synthloop(url, requests_for(n, "f"), w, c, t))
-                s = stats(url)
-            measured.append(Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, s["requests"], s["duplicates_after_success"], s["worked"]))
-        pairs.append((measured[0], measured[1]))
-    return pairs
+@dataclass
+class FaultRun:
+    """One round of the fault rows at one width: raw aiohttp and synthloop on a fault-free stub,
+    synthloop with 20% mixed faults, each on a fresh stub, run back to back."""
+
+    raw: Row
+    clean: Row
+    faulty: Row
+    counts: dict[str, int]
+    load: float  # 1-minute load average when the round ended
+    seed: int  # of the fault draws
+
+    def ratio(self) -> float:
+        return self.faulty.wall_s / self.clean.wall_s
+
+
+def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: float, runs: int = 3) -> list[FaultRun]:
+    """`runs` rounds per width, interleaved (64, 256, 64, 256, ...); within a round the fault-free
+    and the faulty run are back to back, in alternating order, so load drift cancels in the ratio.
+    Round i draws its faults with seed i: each round is another sequence of faults (one seed would
+    measure only the timing noise around one sequence)."""
+    out: list[FaultRun] = []
+    for i in range(runs):
+        for width in widths:
+            # The timeout covers the queueing at the server's 64 slots (256 in flight: 4 deep).
+            timeout = max(timeout_s, 2 * width / SLOTS * latency / 1000)
+            with stub(latency) as url:
+                ok, wall, cpu = timed(lambda w=width, j=i: raw_aiohttp(url, requests_for(n, f"raw{w}-{j}"), w))
+                raw = Row("raw aiohttp", latency, width, ok, wall, cpu)
+            measured: dict[float, Row] = {}
+            counts: dict[str, int] = {}
+            for rate in (0.0, 0.2) if i % 2 == 0 else (0.2, 0.0):
+                with stub(latency, fault_rate=rate, hang_s=30.0, retry_after=1.0, seed=i) as url:
+                    cache, mine = tmp / f"f{width}-{rate}-{i}.sqlite", {} if rate == 0 else counts
+                    ok, wall, cpu = timed(lambda w=width, c=cache, t=timeout, m=mine: synthloop(url, requests_for(n, "f"), w, c, t, m))
+                    s = stats(url)
+                measured[rate] = Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, s["requests"], s["duplicates_after_success"], s["worked"])
+            out.append(FaultRun(raw, measured[0.0], measured[0.2], counts, os.getloadavg()[0], i))
+    return out
 
 
 def cache_write_cost(tmp: Path, n: int = 4000, group: int = 16) -> tuple[float, float]:
@@ -272,7 +298,7 @@ def report_stream(rows: list[dict[str, Any]]) -> None:
     print(json.dumps({"stream": rows}))
 
 
-def report(rows: list[Row], pairs: list[tuple[Row, Row]], writes: tuple[float, float]) -> None:
+def report(rows: list[Row], pairs: list[FaultRun], writes: tuple[float, float]) -> None:
     print(f"stub: {SLOTS} slots in its own process; limit = {SLOTS} / latency; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'client':12} {'latency':>8} {'in flight':>9} {'ok':>5} {'req/s':>7} {'of limit':>8} {'vs raw':>6} {'CPU ms/req':>10}")
     raw = {(r.latency_ms, r.in_flight): r for r in rows if r.name == "raw aiohttp"}
@@ -289,20 +315,26 @@ def report(rows: list[Row], pairs: list[tuple[Row, Row]], writes: tuple[float, f
     print(json.dumps(summary))
 
 
-def fault_summary(pairs: list[tuple[Row, Row]]) -> list[dict[str, float]]:
-    return [{"in_flight": c.in_flight, "answered": f.ok, "sent": f.sent, "duplicates": f.duplicates, "wall_ratio": round(f.wall_s / c.wall_s, 2),
-             "work_ratio": round(f.worked / c.worked, 2), "clean_wall_s": round(c.wall_s, 2), "fault_wall_s": round(f.wall_s, 2)} for c, f in pairs]
+def fault_summary(runs: list[FaultRun]) -> list[dict[str, Any]]:
+    return [{"in_flight": r.clean.in_flight, "answered": r.faulty.ok, "sent": r.faulty.sent, "duplicates": r.faulty.duplicates,
+             "wall_ratio": round(r.ratio(), 3), "work_ratio": round(r.faulty.worked / r.clean.worked, 3), "raw_wall_s": round(r.raw.wall_s, 2),
+             "clean_wall_s": round(r.clean.wall_s, 2), "fault_wall_s": round(r.faulty.wall_s, 2), "load": round(r.load, 2), "fault_seed": r.seed, **r.counts} for r in runs]
 
 
-def report_faults(pairs: list[tuple[Row, Row]]) -> None:
-    for clean, faulty in pairs:
-        work = faulty.worked / clean.worked  # the retries' share of extra server work
+def report_faults(runs: list[FaultRun]) -> None:
+    for r in runs:
+        clean, faulty = r.clean, r.faulty
         print(
-            f"faults at {clean.latency_ms:.0f} ms, {clean.in_flight} in flight: {faulty.ok}/{clean.ok} answered, "
-            f"{faulty.sent - faulty.ok} retries, {faulty.duplicates} duplicates after success, "
-            f"wall {faulty.wall_s:.2f} s vs {clean.wall_s:.2f} s fault-free = {faulty.wall_s / clean.wall_s:.2f}x "
-            f"(the server had {work:.2f}x the work to do)"
+            f"faults at {clean.latency_ms:.0f} ms, {clean.in_flight} in flight, fault seed {r.seed}: {faulty.ok}/{clean.ok} answered, "
+            f"{faulty.sent - faulty.ok} retries and copies, {faulty.duplicates} duplicates after success, "
+            f"wall {faulty.wall_s:.2f} s vs {clean.wall_s:.2f} s fault-free = {r.ratio():.2f}x "
+            f"(raw aiohttp fault-free {r.raw.wall_s:.2f} s; the server had {faulty.worked / clean.worked:.2f}x the work to do; "
+            f"{r.counts.get('hedged', 0)} copies of stalled sends, {r.counts.get('hedge_wins', 0)} of them answered first; load {r.load:.1f})"
         )
+    for width in sorted({r.clean.in_flight for r in runs}):
+        ratios = [r.ratio() for r in runs if r.clean.in_flight == width]
+        print(f"{width} in flight: wall vs fault-free over {len(ratios)} runs: {', '.join(f'{x:.2f}x' for x in ratios)}; "
+              f"<= 1.5x in {sum(x <= 1.5 for x in ratios)} of {len(ratios)}")
 
 
 def main() -> None:
@@ -311,17 +343,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200 ms only, 64 in flight (a smoke run)")
     parser.add_argument("--fault-timeout", type=float, default=1.0, help="client timeout in the fault runs (hangs last 30 s); at least 2x the queueing")
     parser.add_argument("--only", choices=["faults", "stream"], help="only the fault rows, or only the whole streaming run")
+    parser.add_argument("--runs", type=int, default=3, help="rounds of the fault rows per width (interleaved)")
     parser.add_argument("--stream-records", type=int, default=256, help="records in the whole streaming run")
     args = parser.parse_args()
     latencies, widths = ([200.0], [64]) if args.quick else ([200.0, 50.0], [64, 256])
     with tempfile.TemporaryDirectory() as tmp:
         if args.only == "faults":
-            report_faults(pairs := fault_rows(args.requests, 200.0, widths if not args.quick else [64, 256], Path(tmp), args.fault_timeout))
-            print(json.dumps({"faults": fault_summary(pairs)}))
+            load = os.getloadavg()[0]
+            report_faults(runs := fault_rows(args.requests, 200.0, [64, 256], Path(tmp), args.fault_timeout, args.runs))
+            print(f"load average (1 min): {load:.2f} before the fault rows, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs")
+            print(json.dumps({"faults": fault_summary(runs)}))
             return
         if args.only != "stream":
             rows = run_rows(args.requests, latencies, widths, Path(tmp))
-            pairs = fault_rows(args.requests, 200.0, widths, Path(tmp), args.fault_timeout)
+            pairs = fault_rows(args.requests, 200.0, [64, 256], Path(tmp), args.fault_timeout, args.runs)
             writes = cache_write_cost(Path(tmp))
             report(rows, pairs, writes)
         report_stream(stream_rows(args.stream_records, Path(tmp)))

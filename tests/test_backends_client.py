@@ -19,7 +19,7 @@ from synthloop.backends import (
     with_retry_after,
 )
 from synthloop.backends.limits import worst_case_tokens
-from synthloop.errors import BackendError, BackendUnavailable, BadResponse, BudgetExceeded, RateLimited
+from synthloop.errors import BackendError, BackendTimeout, BackendUnavailable, BadResponse, BudgetExceeded, RateLimited
 from synthloop.recipe import BackendConfig
 
 
@@ -68,6 +68,29 @@ def test_backoff_honours_retry_after_and_caps_jitter(backoff_sleeps: list[float]
     run(Client(FakeBackend(script=errors), backoff_base=0.001, backoff_max=0.003), [req("a")])
     assert backoff_sleeps[0] == 0.25  # the server's Retry-After wins over a tiny backoff
     assert all(0 <= d <= 0.003 for d in backoff_sleeps[1:]) and len(backoff_sleeps) == 3
+
+
+def test_a_failure_that_is_no_refusal_is_sent_again_without_backoff(backoff_sleeps: list[float]) -> None:
+    unusable = BadResponse("unusable reply: body cut short")
+    unusable.retryable = True
+    script: list[str | BackendError] = [unusable, BackendTimeout("no answer within 1 s"), unusable]
+    fake = FakeBackend(script=script, batch_size=1)
+    out = run(Client(fake, backoff_base=10.0), [req("a")])
+    assert isinstance(out[0], Response) and len(fake.calls) == 4
+    assert backoff_sleeps == []  # neither a malformed body nor a timeout waited a backoff
+
+
+def test_backoff_grows_with_refusals_only_and_retry_after_stays_a_floor(backoff_sleeps: list[float]) -> None:
+    unusable = BadResponse("unusable reply")
+    unusable.retryable = True
+    script: list[str | BackendError] = [unusable, unusable, BackendUnavailable("500"), with_retry_after(RateLimited("429"), 0.7), BackendUnavailable("503")]
+    client = Client(FakeBackend(script=script, batch_size=1), backoff_base=0.1, backoff_max=10.0, max_retries=8)
+    client._rng.uniform = lambda lo, hi: hi  # type: ignore[method-assign]  # the top of each jitter range
+    [answer] = run(client, [req("a")])
+    assert isinstance(answer, Response)
+    # the first refusal backs off base * 2^0 though it is the third attempt; the 429's 0.7 s is a
+    # floor over its 0.2 s jitter; the third refusal: base * 2^2
+    assert backoff_sleeps == pytest.approx([0.1, 0.7, 0.4])
 
 
 def test_whole_batch_failure_is_spread_over_its_slots() -> None:

@@ -123,6 +123,27 @@ def test_adaptive_window_halves_on_congestion_and_climbs_back() -> None:
     assert window.limit == 16
 
 
+def test_a_copy_of_a_stalled_send_waits_for_a_slot_ahead_of_the_others() -> None:
+    async def scenario() -> list[str]:
+        window, order = AdaptiveWindow(1), []
+        await window.acquire()  # the one slot is busy
+
+        async def wait(name: str, first: bool = False) -> None:
+            await window.acquire(first=first)
+            order.append(name)
+            window.release()
+
+        tasks = [asyncio.create_task(wait("new 1")), asyncio.create_task(wait("new 2"))]
+        await asyncio.sleep(0)
+        tasks.append(asyncio.create_task(wait("copy", first=True)))
+        await asyncio.sleep(0)
+        window.release()
+        await asyncio.gather(*tasks)
+        return order
+
+    assert asyncio.run(scenario()) == ["copy", "new 1", "new 2"]
+
+
 def test_client_backs_off_to_a_servers_concurrency_limit() -> None:
     with OpenAIStub(max_in_flight=8, limit_retry_after=0.01, latency_s=0.02) as stub:
         backend = OpenAICompatBackend(stub.base_url, "m", max_connections=64)

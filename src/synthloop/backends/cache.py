@@ -61,6 +61,7 @@ class Entry:
     response: Response
     cost_usd: float | None = None
     ledger: bool = True  # False: store the answer only (e.g. a copy, which cost nothing)
+    store: bool = True  # False: the ledger row only (a second paid answer to a request already answered)
 
 
 class RequestCache:
@@ -104,7 +105,7 @@ class RequestCache:
         """Store answers and their ledger rows in one transaction, committed before returning."""
         if not entries:
             return
-        answers = [(e.key, e.response.text, e.response.prompt_tokens, e.response.completion_tokens, e.response.finish_reason) for e in entries]
+        answers = [(e.key, e.response.text, e.response.prompt_tokens, e.response.completion_tokens, e.response.finish_reason) for e in entries if e.store]
         now = time.time()
         costs = [(e.key, e.response.prompt_tokens, e.response.completion_tokens, e.cost_usd, now) for e in entries if e.ledger]
         with self._lock:

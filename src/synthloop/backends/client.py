@@ -2,17 +2,21 @@
 
 A `Backend` only answers batches. Everything else lives here, once: cache lookups (one query per
 call, a cached answer is never asked again), de-duplication of identical requests, batching, an
-adaptive (AIMD) bound on requests in flight, requests- and tokens-per-minute limits, retries with
-exponential backoff and full jitter (each request waits out its own Retry-After; the others go on),
-re-asks of unparseable output, token and cost accounting, and a hard budget (each request's worst
-case is reserved before it is sent: see `limits.py`).
+adaptive (AIMD) bound on requests in flight, requests- and tokens-per-minute limits, retries (a
+refusal backs off with full jitter and waits out its own Retry-After while the others go on; an
+unusable body or a timeout is sent again at once),
+re-asks of unparseable output, copies of stalled sends (a hedge: the first answer wins, the other
+send is cancelled), token and cost accounting, and a hard budget (each request's worst case is
+reserved before it is sent, and again for each copy: see `limits.py`).
 
 Durability: a new answer and its spend are committed to the cache in one transaction *before*
 they are counted; answers that arrive in the same event-loop tick share one transaction.
 
 Accounting choice: `usage.prompt_tokens`, `completion_tokens` and `cost_usd` count only *new*
 answers (what this process paid for); a cached answer adds 1 to `usage.cached_requests` and nothing
-else. `usage.requests` counts every request sent to the backend, retries included.
+else. `usage.requests` counts every request sent to the backend, retries and copies included. When
+a stalled send and its copy both answer, one answer is kept (cached, returned) and the other is
+still counted once as spend (usage, budget and the ledger), since it was paid for.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import math
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -76,8 +81,8 @@ class _Job:
     request: Request
     index: int
     attempt: int = 0
+    refusals: int = 0  # failures that said "too busy" (429, 5xx, refused): they alone grow the backoff
     held: Reservation | None = None
-    cut: bool = False  # cut off once as stalled: later attempts wait the full timeout
     booked_tokens: int = 0  # taken from the tokens-per-minute pacer, refunded down to the real count
 
 
@@ -89,6 +94,7 @@ class _Run:
         # never sent yet, so one that failed early is not left to fail again at the very end.
         self.ready: asyncio.PriorityQueue[tuple[int, int, _Job]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
+        self.nonempty = asyncio.Event()
         self.results: list[Response | BackendError | None] = [None] * len(requests)
         self.remaining = len(requests)
         self.done = asyncio.Event()
@@ -104,10 +110,18 @@ class _Run:
 
     def put(self, job: _Job) -> None:
         self.ready.put_nowait((0 if job.attempt else 1, next(self._seq), job))
+        self.nonempty.set()
 
-    async def take(self, n: int) -> list[_Job]:
-        """At least one ready job, and up to `n` if they are ready now (a batch)."""
-        jobs = [(await self.ready.get())[2]]
+    async def wait_ready(self) -> None:
+        """Until some job is ready, without taking it: an idle sender holds no window slot (a copy
+        of a stalled send may need one)."""
+        while self.ready.empty():
+            self.nonempty.clear()
+            await self.nonempty.wait()
+
+    def take(self, n: int) -> list[_Job]:
+        """Up to `n` jobs ready now, the most urgent first (none: another sender was quicker)."""
+        jobs: list[_Job] = []
         while len(jobs) < n and not self.ready.empty():
             jobs.append(self.ready.get_nowait()[2])
         return jobs
@@ -168,40 +182,179 @@ class _GroupWriter:
             future.set_result(None)
 
 
+def _resolve(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass
+class _Copy:
+    """A paid answer that lost the race to its request's other send: its spend is counted (it was
+    paid for, under the reservation its send held), its text is not kept."""
+
+    job: _Job
+    response: Response
+    held: Reservation | None
+
+
 class _Slot:
-    """One send's place in the adaptive window, and its watch (`limits.Overdue`): once the send is
-    overdue it holds no slot (another send may start); once it is stalled it is cut off and
-    retried at once, instead of waiting out the whole timeout. Given back when the send ends."""
+    """One send's place in the adaptive window, and its watch (`limits.Overdue`).
+
+    Once the send is overdue it holds no slot (another send may start). Once it is stalled (see
+    `_watch`) a copy of it is sent (a hedge, ahead of sends waiting for a slot) instead of waiting
+    out the whole timeout, and a copy that stalls gets a copy of its own, up to `max_copies`. No
+    send is cut off for being late, so one that is only slow loses nothing. The first send to
+    answer wins and the others are cancelled; when the newest send fails first, its failure
+    decides (the older ones are presumed lost). Given back when the send ends."""
+
+    max_copies = 2
 
     def __init__(self, client: "Client") -> None:
         self.client = client
         self.held = True
         self.timers: list[asyncio.TimerHandle] = []
-        self.cut = False
         self.released_early = False
+        self.copies_held: list[list[Reservation | None]] = []  # each copy's budget holds, one per job
 
     @classmethod
     async def acquire(cls, client: "Client") -> "_Slot":
         await client.window.acquire()
         return cls(client)
 
-    async def run(self, send: Coroutine[Any, Any, list[Response | BackendError]], n: int, *, may_cut: bool) -> list[Response | BackendError]:
-        loop = asyncio.get_running_loop()
-        t0, watch = loop.time(), self.client.overdue
-        task = asyncio.ensure_future(send)
-        if (overdue := watch.overdue()) is not None:
+    async def run(self, jobs: list[_Job]) -> tuple[list[Response | BackendError], list[_Copy]]:
+        """The answers of one send of `jobs` (hedged when it stalls), and the losing copies' answers."""
+        client, loop = self.client, asyncio.get_running_loop()
+        stalled: asyncio.Future[None] = loop.create_future()
+        sends = [asyncio.ensure_future(self._timed(jobs, stalled))]
+        if client.watched and (overdue := client.overdue.overdue()) is not None:
             self.timers.append(loop.call_later(overdue, self._overdue))
-        if may_cut and (stalled := watch.stalled(self.client.backend_timeout)) is not None:
-            self.timers.append(loop.call_later(stalled, self._stall, task))
         try:
-            answers = await task
-        except asyncio.CancelledError:
-            if not self.cut or (current := asyncio.current_task()) is not None and current.cancelling():
-                raise
-            return [_stalled_error(loop.time() - t0) for _ in range(n)]
-        if any(isinstance(a, Response) for a in answers):  # answers, not failures, teach the estimate
-            watch.observe(loop.time() - t0)
+            while True:
+                waiting: list[asyncio.Future[Any]] = [*(s for s in sends if not s.done()), stalled]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if sends[-1].done() or any(s.done() and all(isinstance(a, Response) for a in s.result()) for s in sends):
+                    break  # an answer for every request, or the newest send's failure decides
+                if stalled.done():  # the newest send stalled
+                    stalled = loop.create_future()
+                    if len(sends) <= self.max_copies and self._may_hedge(jobs):
+                        sends.append(asyncio.ensure_future(self._hedge(jobs, stalled)))
+            for send in sends:
+                send.cancel()
+            return self._merge(jobs, await asyncio.gather(*sends, return_exceptions=True))
+        finally:
+            for send in sends:
+                send.cancel()
+            client.hedges_now -= len(self.copies_held)
+            for held in self.copies_held:
+                for hold in held:
+                    client._release(hold)
+            self.copies_held = []
+
+    def _watch(self, stalled: "asyncio.Future[None]") -> list[asyncio.TimerHandle]:
+        """Resolve `stalled` when the send starting now is stalled: once it is late and a send
+        started a quarter of a latency after it has been answered (it was overtaken: the server is
+        not just slow for everyone, as in a pause, a queue or a starved client, which delay later
+        sends too), or once it is far past the usual latency (`Overdue.stalled`). Never past the
+        backend's timeout: that ends the send anyway. The estimate is read afresh at each look (a
+        latency that falls as a server queue drains shortens the wait of sends already out)."""
+        loop, timers = asyncio.get_running_loop(), list[asyncio.TimerHandle]()
+        t0, client = loop.time(), self.client
+        if not client.watched:
+            pass
+        elif client.overdue.late() is not None:
+            self._look(t0, stalled, timers)
+        else:  # watched from the moment the estimate is ready (sends of the first window too)
+            client.unwatched.append(lambda: self._look(t0, stalled, timers))
+        return timers
+
+    def _look(self, t0: float, stalled: "asyncio.Future[None]", timers: list[asyncio.TimerHandle]) -> None:
+        client, loop = self.client, asyncio.get_running_loop()
+        if stalled.done():
+            return
+        watch, timeout, elapsed = client.overdue, client.backend_timeout, loop.time() - t0
+        late, far = cast(float, watch.late()), watch.stalled(timeout)
+        overtaken = client.answered_start >= t0 + watch.srtt / 4
+        if far is not None and elapsed >= far or elapsed >= late and overtaken:
+            client.overtaken_sends += far is None or elapsed < far
+            _resolve(stalled)
+            return
+        # look again at the next threshold, or in an eighth of a latency to see it overtaken, and
+        # at least once a latency (the estimate moves)
+        wait = min(late - elapsed if elapsed < late else watch.srtt / 8, far - elapsed if far is not None else math.inf, watch.srtt)
+        wait = max(0.001, wait)
+        if timeout is None or elapsed + wait < timeout:
+            timers.append(loop.call_later(wait, self._look, t0, stalled, timers))
+
+    async def _timed(self, jobs: list[_Job], stalled: "asyncio.Future[None]") -> list[Response | BackendError]:
+        """One `generate` call, watched; its latency teaches the estimate when it brought answers
+        (failures do not: a 429 comes back at once, a hang not at all)."""
+        client, loop = self.client, asyncio.get_running_loop()
+        t0, timers = loop.time(), self._watch(stalled)
+        try:
+            answers = await client._generate([job.request for job in jobs])
+        finally:
+            for timer in timers:
+                timer.cancel()
+        if any(isinstance(a, Response) for a in answers):
+            client.overdue.observe(loop.time() - t0)
+            client.answered_start = max(client.answered_start, t0)
+            if client.unwatched and client.overdue.late() is not None:
+                waiting, client.unwatched = client.unwatched, []
+                for look in waiting:
+                    look()
         return answers
+
+    def _may_hedge(self, jobs: list[_Job]) -> bool:
+        """A copy is sent unless many are out at once (a quarter of the window: then the server is
+        slow, a queue, and copies would only lengthen it) or the budget has no room for a second
+        worst case per request. (At an eighth, some hung sends of the fault bench at 64 in flight
+        found it full and waited out their timeout.)"""
+        client = self.client
+        client.stalled_sends += 1
+        if client.hedges_now >= max(1, client.window.limit // 4):
+            return False
+        held = client._reserve_copies(jobs)
+        if held is None:
+            return False
+        self.copies_held.append(held)
+        client.hedges_now += 1
+        return True
+
+    async def _hedge(self, jobs: list[_Job], stalled: "asyncio.Future[None]") -> list[Response | BackendError]:
+        client = self.client
+        if not self.held:  # the original gave its slot back when overdue: the copy takes one first
+            await client.window.acquire(first=True)
+            self.held = True
+        await client._pace(jobs, book=False)
+        client.hedged_sends += 1
+        client.usage.requests += len(jobs)
+        return await self._timed(jobs, stalled)
+
+    def _merge(self, jobs: list[_Job], outcomes: list[object]) -> tuple[list[Response | BackendError], list[_Copy]]:
+        """Per request: the oldest send's answer; with none, the newest failure (the fresher: its
+        Retry-After, say). Each further answer is a `_Copy` (paid for, not kept)."""
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+        ended = [cast(list[Response | BackendError], o) for o in outcomes if isinstance(o, list)]
+        original = ended[0] if isinstance(outcomes[0], list) else None
+        answers: list[Response | BackendError] = []
+        losers: list[_Copy] = []
+        for i, job in enumerate(jobs):
+            mine = [each[i] for each in ended]
+            found = [a for a in mine if isinstance(a, Response)]
+            answers.append(found[0] if found else mine[-1])
+            self.client.hedge_wins += bool(found) and (original is None or not isinstance(original[i], Response))
+            losers += [_Copy(job, extra, self._hold_of(i)) for extra in found[1:]]
+        return answers, losers
+
+    def _hold_of(self, i: int) -> Reservation | None:
+        """A copy's budget hold for job `i` (they are alike), handed to a second answer to settle."""
+        for held in self.copies_held:
+            if held[i] is not None:
+                hold, held[i] = held[i], None
+                return hold
+        return None
 
     def _overdue(self) -> None:
         """Give the slot back, unless many sends are overdue at once: then the server is slow
@@ -213,11 +366,6 @@ class _Slot:
         client.overdue_now += 1
         self.released_early = True
         self._give_back()
-
-    def _stall(self, task: "asyncio.Future[Any]") -> None:
-        self.cut = True
-        self.client.stalled_sends += 1
-        task.cancel()
 
     def release(self) -> None:
         """The send ended: stop its watch and give its slot back (if not already)."""
@@ -233,12 +381,6 @@ class _Slot:
         if self.held:
             self.held = False
             self.client.window.release()
-
-
-def _stalled_error(seconds: float) -> BackendTimeout:
-    err = BackendTimeout(f"no answer after {seconds:.2f} s, far past the usual latency: cut off and sent again (a stalled connection)")
-    err.stalled = True  # type: ignore[attr-defined]  # retried at once: the server did not refuse it
-    return err
 
 
 class Client:
@@ -284,10 +426,21 @@ class Client:
         self._rng = random.Random()
         self._writer = _GroupWriter(cache) if cache is not None else None
         self._own_prompts = PromptEstimator()
-        self.overdue = Overdue()
+        # A whole window of answers before the watch trusts its estimate: the first answers of a
+        # full window came before the server queue filled, and would make every later send look late.
+        self.overdue = Overdue(warmup=max(16, concurrency))
         self.overdue_sends = 0  # sends whose slot was given back early (the bench reads these)
         self.overdue_now = 0  # of those, still waiting (at most window.limit // 8 at once)
-        self.stalled_sends = 0  # sends cut off as stalled and sent again
+        self.stalled_sends = 0  # sends found stalled (a copy is sent unless too many are out)
+        self.hedged_sends = 0  # copies sent of stalled sends
+        self.hedge_wins = 0  # requests answered by a copy
+        self.hedges_now = 0  # copies on their way (at most window.limit // 4)
+        self.overtaken_sends = 0  # of the stalled sends, those found so by being overtaken
+        self.answered_start = 0.0  # when the latest-started send that brought an answer started
+        self.unwatched: list[Callable[[], None]] = []  # watches of sends started before the estimate was ready
+        # A backend whose sends cannot stall (a local model: computed here, in a thread that cannot
+        # be cancelled) is not watched: a late batch is long, and a copy would only run after it.
+        self.watched = bool(getattr(backend, "can_stall", True))
 
     def _check_prices_for(self, budget: Budget | None) -> None:
         if budget is not None and budget.max_cost_usd is not None and not self.prices_known:
@@ -350,6 +503,37 @@ class Client:
         if self._tpm is not None:
             self._tpm.refund(max(0, job.booked_tokens - tokens))
 
+    async def _account_copy(self, copy: _Copy) -> None:
+        """A second answer to a request already answered (a hedge and its original both came back):
+        paid for, so its spend is counted and written to the ledger; its text is not kept."""
+        response = copy.response
+        cost = self.price(response)
+        if self._writer is not None:
+            await self._writer.put(Entry(copy.job.request.cache_key(), response, cost, store=False))
+        self.usage.prompt_tokens += response.prompt_tokens
+        self.usage.completion_tokens += response.completion_tokens
+        self.usage.cost_usd += cost or 0.0
+        if self.budget is not None and copy.held is not None:
+            self.budget.settle(copy.held, response.prompt_tokens + response.completion_tokens, cost or 0.0)
+
+    def _reserve_copies(self, jobs: list[_Job]) -> list[Reservation | None] | None:
+        """A second worst case per job, for a copy of their send; None when the budget has no room."""
+        if self.budget is None:
+            return [None] * len(jobs)
+        held: list[Reservation | None] = []
+        try:
+            for job in jobs:
+                held.append(self.budget.reserve(*self.worst_case(job.request)))
+        except BudgetExceeded:
+            for h in held:
+                self._release(h)
+            return None
+        return held
+
+    def _release(self, held: Reservation | None) -> None:
+        if held is not None and self.budget is not None:
+            self.budget.release(held)
+
     # -- complete ---------------------------------------------------------------------------
     async def complete(self, requests: list[Request]) -> list[Response | BackendError]:
         """One answer (or the `BackendError` that ended its retries) per request, in order.
@@ -410,12 +594,14 @@ class Client:
                 job.held = None
 
     async def _sender(self, run: _Run) -> None:
-        """Takes a slot in the window first, then the most urgent ready jobs (retries first)."""
+        """Once a job is ready, takes a slot in the window, then the most urgent ready jobs
+        (retries first)."""
         try:
             while True:
+                await run.wait_ready()
                 slot = await _Slot.acquire(self)
                 try:
-                    jobs = [job for job in await run.take(self._chunk) if self._admit(run, job)]
+                    jobs = [job for job in run.take(self._chunk) if self._admit(run, job)]
                 except BaseException:
                     slot.release()
                     raise
@@ -453,13 +639,13 @@ class Client:
         """One `generate` call inside the adaptive window, then each answer handled on its own."""
         try:
             await self._pace(jobs)
-            may_cut = not any(job.cut for job in jobs)
-            answers = await slot.run(self._generate([job.request for job in jobs]), len(jobs), may_cut=may_cut)
+            answers, copies = await slot.run(jobs)
         finally:
             slot.release()
         self.usage.requests += len(jobs)
+        for copy in copies:
+            await self._account_copy(copy)
         for job, answer in zip(jobs, answers):
-            job.cut = job.cut or slot.cut
             self.window.record(isinstance(answer, (RateLimited, BackendTimeout)))
             if isinstance(answer, Response):
                 await self._account(job, answer)
@@ -469,13 +655,16 @@ class Client:
             else:
                 self._give_up(run, job, answer)
 
-    async def _pace(self, jobs: list[_Job]) -> None:
-        """Client-side requests-per-minute and tokens-per-minute limits."""
+    async def _pace(self, jobs: list[_Job], *, book: bool = True) -> None:
+        """Client-side requests-per-minute and tokens-per-minute limits (`book`: remember each
+        job's booked tokens, refunded down to the real count by its answer)."""
         delay = self._rpm.delay(len(jobs)) if self._rpm is not None else 0.0
         if self._tpm is not None:
-            for job in jobs:
-                job.booked_tokens = self.worst_case(job.request)[0]
-            delay = max(delay, self._tpm.delay(sum(job.booked_tokens for job in jobs)))
+            booked = [self.worst_case(job.request)[0] for job in jobs]
+            if book:
+                for job, tokens in zip(jobs, booked):
+                    job.booked_tokens = tokens
+            delay = max(delay, self._tpm.delay(sum(booked)))
         if delay > 0:
             await _sleep(delay)
 
@@ -488,10 +677,14 @@ class Client:
         run.finish(job, error)
 
     def _retry_later(self, run: _Run, job: _Job, error: BackendError) -> None:
-        """Back off this request alone (its Retry-After, or jitter), then queue it again."""
-        delay = self._backoff_delay(job.attempt, error)
+        """Back off this request alone (its Retry-After, or jitter), then queue it again; a failure
+        that says nothing about load goes back in the queue at once."""
+        delay = self._backoff_delay(job, error)
         log.info("request failed (%s: %s); retry %d/%d in %.2f s", type(error).__name__, error, job.attempt + 1, self.max_retries, delay)
         job.attempt += 1
+        if delay <= 0:
+            run.put(job)
+            return
 
         async def later() -> None:
             await _sleep(delay)
@@ -501,12 +694,18 @@ class Client:
         run.timers.add(timer)
         timer.add_done_callback(run.timers.discard)
 
-    def _backoff_delay(self, attempt: int, error: BackendError) -> float:
-        """Full jitter: uniform(0, min(max, base * 2^attempt)), but never less than a Retry-After;
-        none for a stalled send (nothing refused it: it is sent again at once)."""
-        if getattr(error, "stalled", False):
+    def _backoff_delay(self, job: _Job, error: BackendError) -> float:
+        """How long this request waits before it is sent again, by what the failure says:
+
+        - a refusal (429, 5xx, connection refused: the server is busy or down): full jitter,
+          uniform(0, min(max, base * 2^n)) with n = the refusals this request had before, and
+          never less than a Retry-After (a floor, honoured exactly when it is the larger);
+        - an unusable body (malformed, truncated, no choices) or a timeout: none. The server did not refuse it; a timeout has already waited longer
+          than any backoff. Overload is the adaptive window's business (it counts timeouts)."""
+        if isinstance(error, (BackendTimeout, BadResponse)) and retry_after(error) is None:
             return 0.0
-        delay = self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**attempt))
+        delay = self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * 2**job.refusals))
+        job.refusals += 1
         hint = retry_after(error)
         return max(delay, hint) if hint is not None else delay
 

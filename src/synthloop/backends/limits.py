@@ -7,8 +7,8 @@
   is parked until a request in flight settles; when none is left in flight the call stops.
 - `Pacer`: even spacing for requests per minute or tokens per minute (no bursts).
 - `AdaptiveWindow`: AIMD on requests in flight, driven by 429s and timeouts.
-- `Overdue`: when a send is overdue (far past the latency answers usually take), as TCP's
-  retransmission timer computes it: a request that late is stalled, not being worked on.
+- `Overdue`: when a send is overdue (past the latency answers usually take), as TCP's
+  retransmission timer computes it, and when it is stalled (a copy of it is sent).
 """
 
 from __future__ import annotations
@@ -189,10 +189,14 @@ class AdaptiveWindow:
         self._congested = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, first: bool = False) -> None:
+        """Wait for room; `first`: ahead of those already waiting (a copy of a stalled send)."""
         while self.in_flight >= self.limit:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(future)
+            if first:
+                self._waiters.appendleft(future)
+            else:
+                self._waiters.append(future)
             try:
                 await future
             except asyncio.CancelledError:
@@ -233,10 +237,13 @@ class Overdue:
     - `overdue()`: max(1.5 x smoothed, smoothed + 4 x deviation): the send no longer counts
       against the window (it waits on, holding no slot), so a hung request does not keep a
       healthy one from being sent. Nothing is lost or sent twice by this.
+    - `late()`: from then on a send that has also been overtaken (a send started after it was
+      answered) is stalled, and the client sends a copy of it (`client._Slot`).
     - `stalled(timeout)`: max(3 x smoothed, smoothed + 8 x deviation), when well under the
-      timeout: the send is cut off and sent again at once, instead of waiting out the timeout.
-      Each request is cut this way at most once (`Client`); its next attempts wait the full timeout,
-      so a request that is only slow is never cut off twice.
+      timeout: stalled whether overtaken or not (the last send out has nothing to overtake it).
+
+    A stalled send is not cut off: a copy races it and the first answer wins, so a request that is
+    only slow loses nothing (its copy is cancelled when it answers).
     """
 
     def __init__(self, warmup: int = 16) -> None:
@@ -255,6 +262,9 @@ class Overdue:
 
     def overdue(self) -> float | None:
         return None if self.seen < self.warmup else max(1.5 * self.srtt, self.srtt + 4 * self.rttvar)
+
+    def late(self) -> float | None:
+        return self.overdue()
 
     def stalled(self, timeout: float | None) -> float | None:
         if self.seen < self.warmup:

@@ -278,6 +278,9 @@ class LocalBackend:
     """The embedded model (or any local GGUF / HF directory), batched, in a worker thread."""
 
     name = "local"
+    #: Computed here, one batch at a time in a thread that cannot be cancelled: a late batch is
+    #: long, not stalled, and a copy of it would only run again after it (the client sends none).
+    can_stall = False
 
     def __init__(self, model: str = EMBEDDED, batch_size: int = 8) -> None:
         self.model = model

@@ -28,7 +28,7 @@ request by `fault_fn(body) -> Fault | None`. Kinds:
 `GET /v1/stats` returns what a separate-process bench needs: requests received, peak in flight,
 and how many prompts were answered successfully more than once (duplicates after success).
 Run `python -m synthloop.testing.openai_stub --port 8000 [--slots 64 --latency-ms 200
---fault-rate 0.2]` to try a client against it by hand.
+--fault-rate 0.2 --fault-seed 0]` to try a client against it by hand.
 """
 
 from __future__ import annotations
@@ -319,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that fail (mixed kinds)")
     parser.add_argument("--hang-s", type=float, default=30.0, help="how long a 'hang' fault stalls")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of a 429 fault")
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws (the same seed, the same sequence)")
     args = parser.parse_args(argv)
-    fault_fn = mixed_faults(args.fault_rate, retry_after=args.retry_after, hang_s=args.hang_s) if args.fault_rate else None
+    fault_fn = mixed_faults(args.fault_rate, seed=args.fault_seed, retry_after=args.retry_after, hang_s=args.hang_s) if args.fault_rate else None
     stub = OpenAIStub(model=args.model, port=args.port, fault_fn=fault_fn, slots=args.slots, latency_s=args.latency_ms / 1000, max_in_flight=args.max_in_flight)
     print(f"serving {stub.base_url} (Ctrl-C to stop)", flush=True)
     try:
