@@ -342,7 +342,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 ms only, 64 in flight (a smoke run)")
     parser.add_argument("--fault-timeout", type=float, default=1.0, help="client timeout in the fault runs (hangs last 30 s); at least 2x the queueing")
-    parser.add_argument("--only", choices=["faults", "stream"], help="only the fault rows, or only the whole streaming run")
+    parser.add_argument("--only", choices=["throughput", "faults", "stream"],
+                        help="only the fault-free throughput matrix, only the fault rows, or only the whole streaming run")
     parser.add_argument("--runs", type=int, default=3, help="rounds of the fault rows per width (interleaved)")
     parser.add_argument("--stream-records", type=int, default=256, help="records in the whole streaming run")
     args = parser.parse_args()
@@ -356,10 +357,12 @@ def main() -> None:
             return
         if args.only != "stream":
             rows = run_rows(args.requests, latencies, widths, Path(tmp))
-            pairs = fault_rows(args.requests, 200.0, [64, 256], Path(tmp), args.fault_timeout, args.runs)
+            pairs = [] if args.only == "throughput" else \
+                fault_rows(args.requests, 200.0, [64, 256], Path(tmp), args.fault_timeout, args.runs)
             writes = cache_write_cost(Path(tmp))
             report(rows, pairs, writes)
-        report_stream(stream_rows(args.stream_records, Path(tmp)))
+        if args.only in (None, "stream"):
+            report_stream(stream_rows(args.stream_records, Path(tmp)))
 
 
 if __name__ == "__main__":
