@@ -139,7 +139,7 @@ def test_no_copy_without_room_in_the_budget() -> None:
     assert budget.spent_tokens == 60 and budget.holds == 0
 
 
-def test_overdue_waits_for_enough_answers_and_never_cuts_near_the_timeout() -> None:
+def test_overdue_waits_for_enough_answers_and_never_calls_a_send_stalled_near_the_timeout() -> None:
     watch = Overdue(warmup=4)
     assert watch.overdue() is None and watch.stalled(10.0) is None
     for _ in range(8):
