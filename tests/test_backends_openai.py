@@ -139,3 +139,38 @@ def test_missing_key_variable_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SYNTH_NO_SUCH_KEY", raising=False)
     with pytest.raises(BackendError, match=r"\$SYNTH_NO_SUCH_KEY is not set.*export SYNTH_NO_SUCH_KEY="):
         OpenAICompatBackend("http://127.0.0.1:1/v1", "m", api_key_env="SYNTH_NO_SUCH_KEY")
+
+
+def test_stub_slots_queue_first_come_first_served_on_the_servers_own_clock() -> None:
+    from synthloop.testing.openai_stub import Slots
+
+    slots = Slots(2, latency=1.0)
+    # two free slots, then two queued behind them, then one arriving after they are due to free
+    assert [slots.book(0.0), slots.book(0.0), slots.book(0.1), slots.book(0.2), slots.book(5.0)] == [1.0, 1.0, 2.0, 2.0, 6.0]
+    # a request booked late (the loop woke up 0.3 s after the slot freed) starts when it arrived,
+    # and one queued behind it starts when that slot was due, not when the loop got to it
+    late = Slots(1, latency=1.0)
+    assert (late.book(0.0), late.book(0.5), late.book(2.3)) == (1.0, 2.0, 3.3)
+
+
+def test_stub_with_slots_holds_each_request_for_its_latency_and_queues_the_rest() -> None:
+    async def main(url: str) -> list[float]:
+        backend = OpenAICompatBackend(url, "stub", max_connections=6)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+
+        async def one(i: int) -> float:
+            answer = await backend.generate([Request.chat([{"role": "user", "content": f"q{i}"}], model="stub")])
+            assert isinstance(answer[0], Response)
+            return loop.time() - t0
+
+        try:
+            return sorted(await asyncio.gather(*(one(i) for i in range(6))))
+        finally:
+            await backend.aclose()
+
+    with OpenAIStub(slots=2, latency_s=0.1) as stub:
+        done = asyncio.run(main(stub.base_url))
+        assert stub.stats()["worked"] == 6 and stub.peak_in_flight == 6
+    # three waves of two: none answered before its wave's latency has passed
+    assert all(t >= 0.1 * (1 + i // 2) for i, t in enumerate(done)), done

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import random
 import socket
@@ -78,6 +79,24 @@ def mixed_faults(rate: float, *, seed: int = 0, retry_after: float = 1.0, hang_s
     return lambda body: rng.choice(kinds) if rng.random() < rate else None
 
 
+class Slots:
+    """A server's capacity: `n` slots, each request holding one for `latency` seconds, first come
+    first served. The schedule is kept on the server's own clock: a queued request starts when its
+    slot is due to free, not when the event loop gets round to waking up, so the loop's timer
+    lateness (up to a millisecond a sleep, more on a busy machine) never lowers the capacity below
+    n / latency, as it did when a slot was a semaphore released after each sleep."""
+
+    def __init__(self, n: int, latency: float) -> None:
+        self.latency = latency
+        self._free = [0.0] * n  # when each slot is next free (a heap)
+
+    def book(self, now: float) -> float:
+        """The time the request arriving `now` is done: its slot's next free time (or now), plus the latency."""
+        end = max(now, heapq.heappop(self._free)) + self.latency
+        heapq.heappush(self._free, end)
+        return end
+
+
 class OpenAIStub:
     """The server, run on its own loop in a daemon thread; a context manager that starts and stops it."""
 
@@ -112,7 +131,7 @@ class OpenAIStub:
         self._sock = socket.create_server(("127.0.0.1", port), backlog=1024)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
-        self._slot_sem: asyncio.Semaphore | None = None
+        self._slots: Slots | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -158,7 +177,7 @@ class OpenAIStub:
     async def serve(self, ready: threading.Event | None = None) -> None:
         """Serve until `stop()` (or forever, from the command line)."""
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        self._slot_sem = asyncio.Semaphore(self.slots) if self.slots else None
+        self._slots = Slots(self.slots, self.latency_s) if self.slots else None
         server = await asyncio.start_server(self._connection, sock=self._sock, backlog=1024)
         if ready is not None:
             ready.set()
@@ -246,16 +265,16 @@ class OpenAIStub:
             self.in_flight -= 1
 
     async def _work(self) -> None:
-        """Hold one of the server's slots for `latency_s` (queueing when all are busy)."""
+        """Hold one of the server's slots for `latency_s`, queueing when all are busy (`Slots`)."""
         with self._lock:
             self.worked += 1
-        if self._slot_sem is None:
+        loop = asyncio.get_running_loop()
+        if self._slots is None:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             return
-        async with self._slot_sem:
-            if self.latency_s:
-                await asyncio.sleep(self.latency_s)
+        now = loop.time()
+        await asyncio.sleep(self._slots.book(now) - now)
 
     async def _reply(self, writer: asyncio.StreamWriter, body: Body, fault: Fault | None) -> bool:
         kind = fault.kind if fault else ""
