@@ -172,7 +172,7 @@ def report(args: argparse.Namespace, arms: list[Arm], ledger_ms: dict[str, float
         print(f"{a.name:8} {a.wall_s:7.2f} {a.planned / a.wall_s:6.2f} {local.wall_s / a.wall_s:8.2f} {a.start_s:14.1f} "
               f"{a.driver_s_per_chunk * 1000:15.1f}  {sorted(a.chunks_by_worker.values())}")
     one, two = arms[1], arms[2]
-    worker_s_per_chunk = one.wall_s / chunks  # one worker, chunks back to back: its head time per chunk
+    worker_s_per_chunk = one.wall_s / chunks  # one worker (its chunks W at once): how often it delivers one
     driver = max(a.driver_s_per_chunk for a in arms[1:3])
     out = {
         "records": local.planned, "same_accepted_set": same,

@@ -308,7 +308,10 @@ def test_a_worker_killed_mid_run_is_restarted_and_the_run_completes(tmp_path: Pa
         run.progress = kill_one
         got = run.execute()
         after = engine.worker_pids()
+        peaks = ray_cluster.get([w.peak_chunks.remote() for w in engine.workers])
     assert killed and got.finished
+    # each worker streams: its chunks run at once (3 here: 3 records a chunk x 3 >= 2 x concurrency 4)
+    assert max(peaks) == 3 and min(peaks) >= 1, peaks
     assert killed[0] not in after and len(set(after)) == 2  # Ray restarted the killed worker
     assert accepted_hashes(got.run_dir) == reference
     # only the killed worker's requests in flight (at most its concurrency) are asked twice

@@ -3,8 +3,10 @@
 
     driver                                   Ray workers (actors, `[engine] workers` of them)
     ------                                   -----------------------------------------------
-    chunks --submit (2 per worker)--------->  head stages built from the recipe: generate,
-                                              verify, judge, per-record filters
+    chunks --submit (W per worker)--------->  head stages built from the recipe: generate,
+                                              verify, judge, per-record filters; the W chunks
+                                              run at once on the worker's threads (streaming,
+                                              as in the local engine)
     results, buffered until their turn <----  kept + rejected records, stats, usage
     tail (dedup) in chunk order -> commit
     Ledger actor (on the driver's node): the one writer of the run's request cache and spend
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ from synthloop.backends.cache import Entry, RequestCache, Spent
 from synthloop.backends.limits import Budget, Reservation
 from synthloop.engines.aio import LoopThread
 from synthloop.engines.base import Chunk, ChunkResult, Commit
+from synthloop.engines.stream import MAX_CHUNKS_IN_FLIGHT, BudgetGate, chunks_in_flight
 from synthloop.errors import BudgetExceeded, MissingDependency, SynthloopError
 from synthloop.pipeline import RunContext, Stage, run_stages
 from synthloop.pipeline.context import StageStats
@@ -54,8 +58,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: Chunks queued on each worker: one running, one waiting, so a worker never idles between chunks.
-CHUNKS_PER_WORKER = 2
 #: How often Ray restarts a dead worker and retries its chunk before the run stops with an error.
 MAX_RESTARTS = 3
 #: Object store of a local cluster: records are small, and 2-core machines have little memory.
@@ -234,7 +236,12 @@ def worker_recipe(recipe: "Recipe", workers: int) -> "Recipe":
 
 class HeadWorker:
     """A Ray actor that builds its own head stages from the recipe (stages hold model clients and
-    cannot be pickled), its clients storing answers and drawing budget through the ledger."""
+    cannot be pickled), its clients storing answers and drawing budget through the ledger.
+
+    A threaded actor (`max_concurrency`): the chunks the driver keeps on it run at once, each on
+    its own thread, their coroutines on the worker's one event loop, as the local engine runs
+    several heads at once, so the worker's clients keep their requests in flight through a chunk's
+    verification."""
 
     def __init__(self, recipe: "Recipe", index: int, ledger: Any, golden_texts: list[str] | None, cwd: str) -> None:
         from synthloop.pipeline.build import StageResources, build_stages, model_clients
@@ -249,18 +256,35 @@ class HeadWorker:
         res = StageResources(self.teacher, self.judge, recipe.judge_backend, golden_texts, run_async=self.io.run)
         self.head, _ = split_stages(build_stages(recipe, res))
         self.reported = Usage()
+        self._lock = threading.Lock()
+        self.running = self.peak = 0  # chunks running now, and the most at once (tests read it)
 
     def pid(self) -> int:
         return os.getpid()
 
+    def peak_chunks(self) -> int:
+        """The most chunks this worker ran at once."""
+        return self.peak
+
     def run_head(self, chunk: Chunk) -> HeadResult:
-        rejected: list[Record] = []
-        ctx = RunContext(round=chunk.round, on_reject=rejected.append, run_async=self.io.run)
-        kept = list(run_stages(chunk.records, self.head, ctx))
-        return HeadResult(chunk.index, kept, rejected, ctx.take_stats(), self._new_usage(), os.getpid())
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            rejected: list[Record] = []
+            ctx = RunContext(round=chunk.round, on_reject=rejected.append, run_async=self.io.run)
+            kept = list(run_stages(chunk.records, self.head, ctx))
+            return HeadResult(chunk.index, kept, rejected, ctx.take_stats(), self._new_usage(), os.getpid())
+        finally:
+            with self._lock:
+                self.running -= 1
 
     def _new_usage(self) -> Usage:
-        """What the clients did since the last chunk reported."""
+        """What the clients did since the last chunk reported (chunks end on several threads)."""
+        with self._lock:
+            return self._usage_delta()
+
+    def _usage_delta(self) -> Usage:
         now = Usage()
         for client in {id(c): c for c in (self.teacher, self.judge)}.values():
             now.add(client.usage)
@@ -336,7 +360,7 @@ class RayEngine:
         # kept on the engine: Ray restarts a dead worker with the same arguments, so they must live on
         self.golden_ref = ray.put(self.setup.golden_texts)
         actor = ray.remote(HeadWorker).options(num_cpus=self.cfg.cpus_per_worker, max_restarts=MAX_RESTARTS,
-                                               max_task_retries=MAX_RESTARTS)
+                                               max_task_retries=MAX_RESTARTS, max_concurrency=MAX_CHUNKS_IN_FLIGHT)
         self.workers = [actor.remote(recipe, i, self.ledger, self.golden_ref, os.getcwd()) for i in range(self.cfg.workers)]
 
     def worker_pids(self) -> list[int]:
@@ -346,11 +370,15 @@ class RayEngine:
 
     # -- chunks -----------------------------------------------------------------------------
     def run_chunks(self, chunks: Sequence[Chunk], stages: Sequence[Stage], commit: Commit) -> None:
-        """Heads on the workers, any order; tails and commits here, in chunk order."""
+        """Heads on the workers, any order, as many chunks at once on each worker as the local
+        engine would run in its one process (`chunks_in_flight`), fewer near a budget cap
+        (`BudgetGate`); tails and commits here, in chunk order."""
         ray = import_ray()
         self.start()
         ray.get(self.ledger.refresh.remote())
-        _, tail = split_stages(stages)  # the head built here is not used: the workers built theirs
+        head, tail = split_stages(stages)  # the head built here is not run: the workers built theirs
+        width = chunks_in_flight(head, chunks)  # the workers' clients have this recipe's concurrency
+        gate = BudgetGate(self.setup.budget)
         pending, order = deque(chunks), [c.index for c in chunks]
         by_index = {c.index: c for c in chunks}
         inflight: dict[Any, tuple[int, int]] = {}  # ref -> (worker, chunk index)
@@ -359,9 +387,11 @@ class RayEngine:
         try:
             for index in order:
                 while index not in done:
-                    self._submit(pending, inflight, load, len(done))
+                    self._submit(pending, inflight, load, len(done), width, gate)
                     self._collect(inflight, load, done)
-                commit(self._finish(by_index[index], done.pop(index), tail))
+                result = self._finish(by_index[index], done.pop(index), tail)
+                commit(result)
+                gate.learn(result)
         finally:
             for ref in inflight:
                 try:
@@ -369,9 +399,12 @@ class RayEngine:
                 except Exception:  # noqa: BLE001 - a chunk already running cannot be cancelled; it ends on its own
                     pass
 
-    def _submit(self, pending: deque[Chunk], inflight: dict[Any, tuple[int, int]], load: list[int], buffered: int) -> None:
-        """Keep CHUNKS_PER_WORKER chunks on each worker, counting results waiting for their turn."""
-        while pending and len(inflight) + buffered < CHUNKS_PER_WORKER * len(self.workers):
+    def _submit(self, pending: deque[Chunk], inflight: dict[Any, tuple[int, int]], load: list[int], buffered: int,
+                width: int, gate: BudgetGate) -> None:
+        """Keep `width` chunks on each worker, counting results waiting for their turn; near a
+        budget cap only as many as the budget left covers (the chunk next in order always goes:
+        it is submitted first)."""
+        while pending and len(inflight) + buffered < width * len(self.workers) and gate.allows(len(inflight) + buffered):
             w = min(range(len(self.workers)), key=lambda i: load[i])
             chunk = pending.popleft()
             inflight[self.workers[w].run_head.remote(chunk)] = (w, chunk.index)
