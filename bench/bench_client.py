@@ -18,7 +18,8 @@ chunk: requests in flight sampled every 5 ms over the run, the local engine (str
 the old per-chunk barrier (each chunk through every stage and committed before the next starts),
 measured in the same run.
 
-Run:  python bench/bench_client.py [--requests 2000] [--quick] [--only faults|stream] [--runs 3]
+Run:  python bench/bench_client.py [--requests 2000] [--quick] [--only throughput|faults|stream] [--runs 3]
+      [--seeds 0,0,0 --widths 256]  (the fault rows: which fault sequences, at which widths)
 """
 
 from __future__ import annotations
@@ -172,13 +173,15 @@ class FaultRun:
         return self.faulty.wall_s / self.clean.wall_s
 
 
-def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: float, runs: int = 3) -> list[FaultRun]:
+def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: float, runs: int = 3,
+               seeds: list[int] | None = None) -> list[FaultRun]:
     """`runs` rounds per width, interleaved (64, 256, 64, 256, ...); within a round the fault-free
     and the faulty run are back to back, in alternating order, so load drift cancels in the ratio.
-    Round i draws its faults with seed i: each round is another sequence of faults (one seed would
-    measure only the timing noise around one sequence)."""
+    Round i draws its faults with seed i (or `seeds[i]`): each round is another sequence of faults
+    (one seed would measure only the timing noise around one sequence; `--seeds 0,0,0` does that
+    on purpose)."""
     out: list[FaultRun] = []
-    for i in range(runs):
+    for i, seed in enumerate(seeds if seeds is not None else range(runs)):
         for width in widths:
             # The timeout covers the queueing at the server's 64 slots (256 in flight: 4 deep).
             timeout = max(timeout_s, 2 * width / SLOTS * latency / 1000)
@@ -188,12 +191,12 @@ def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: 
             measured: dict[float, Row] = {}
             counts: dict[str, int] = {}
             for rate in (0.0, 0.2) if i % 2 == 0 else (0.2, 0.0):
-                with stub(latency, fault_rate=rate, hang_s=30.0, retry_after=1.0, seed=i) as url:
+                with stub(latency, fault_rate=rate, hang_s=30.0, retry_after=1.0, seed=seed) as url:
                     cache, mine = tmp / f"f{width}-{rate}-{i}.sqlite", {} if rate == 0 else counts
                     ok, wall, cpu = timed(lambda w=width, c=cache, t=timeout, m=mine: synthloop(url, requests_for(n, "f"), w, c, t, m))
                     s = stats(url)
                 measured[rate] = Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, s["requests"], s["duplicates_after_success"], s["worked"])
-            out.append(FaultRun(raw, measured[0.0], measured[0.2], counts, os.getloadavg()[0], i))
+            out.append(FaultRun(raw, measured[0.0], measured[0.2], counts, os.getloadavg()[0], seed))
     return out
 
 
@@ -345,13 +348,17 @@ def main() -> None:
     parser.add_argument("--only", choices=["throughput", "faults", "stream"],
                         help="only the fault-free throughput matrix, only the fault rows, or only the whole streaming run")
     parser.add_argument("--runs", type=int, default=3, help="rounds of the fault rows per width (interleaved)")
+    parser.add_argument("--seeds", help="the fault rows' seeds, one round each (e.g. 0,0,0: one sequence again); default 0..runs-1")
+    parser.add_argument("--widths", default="64,256", help="requests in flight of the fault rows")
     parser.add_argument("--stream-records", type=int, default=256, help="records in the whole streaming run")
     args = parser.parse_args()
     latencies, widths = ([200.0], [64]) if args.quick else ([200.0, 50.0], [64, 256])
     with tempfile.TemporaryDirectory() as tmp:
         if args.only == "faults":
             load = os.getloadavg()[0]
-            report_faults(runs := fault_rows(args.requests, 200.0, [64, 256], Path(tmp), args.fault_timeout, args.runs))
+            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+            widths = [int(x) for x in args.widths.split(",")]
+            report_faults(runs := fault_rows(args.requests, 200.0, widths, Path(tmp), args.fault_timeout, args.runs, seeds))
             print(f"load average (1 min): {load:.2f} before the fault rows, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs")
             print(json.dumps({"faults": fault_summary(runs)}))
             return
