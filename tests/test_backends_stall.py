@@ -110,6 +110,20 @@ def test_a_hedged_request_is_stored_once_and_each_paid_answer_counted_once(tmp_p
     assert budget.holds == 0 and budget.reserved_tokens == 0
 
 
+def test_both_paid_answers_of_a_hedged_request_leave_their_real_tokens_booked_with_the_pacer(backoff_sleeps: list[float]) -> None:
+    """Tokens per minute: each send books its worst case, and each answer gives back what it did not
+    use, the copy's answer too, so the pacer is left holding the 31 answers' real tokens."""
+    client = Client(Twins(), concurrency=2, tokens_per_minute=60)  # a token a second: bookings run ahead of now
+    pacer = client._tpm
+    assert pacer is not None
+    start = time.monotonic()
+    asyncio.run(client.complete([req(f"q{i}") for i in range(30)]))
+    assert client.hedged_sends == 1
+    assert sum(backoff_sleeps) > 0  # the pacer spaced the sends (recorded, not slept)
+    booked_s = pacer.next_at - start
+    assert 31 * 5 - 1 <= booked_s <= 31 * 5 + (time.monotonic() - start) + 1, booked_s
+
+
 def test_a_copy_that_is_refused_waits_its_retry_after(backoff_sleeps: list[float]) -> None:
     class RefusedCopy(Hangs):
         async def generate(self, requests: list[Request]) -> list[Response | BackendError]:

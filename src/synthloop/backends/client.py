@@ -510,11 +510,14 @@ class Client:
         cost = self.price(response)
         if self._writer is not None:
             await self._writer.put(Entry(copy.job.request.cache_key(), response, cost, store=False))
+        tokens = response.prompt_tokens + response.completion_tokens
         self.usage.prompt_tokens += response.prompt_tokens
         self.usage.completion_tokens += response.completion_tokens
         self.usage.cost_usd += cost or 0.0
         if self.budget is not None and copy.held is not None:
-            self.budget.settle(copy.held, response.prompt_tokens + response.completion_tokens, cost or 0.0)
+            self.budget.settle(copy.held, tokens, cost or 0.0)
+        if self._tpm is not None:  # the copy booked its worst case with the pacer (`_hedge`): down to the real count
+            self._tpm.refund(max(0, self.worst_case(copy.job.request)[0] - tokens))
 
     def _reserve_copies(self, jobs: list[_Job]) -> list[Reservation | None] | None:
         """A second worst case per job, for a copy of their send; None when the budget has no room."""
