@@ -13,7 +13,7 @@ Virtual time: an event loop whose clock jumps to the next timer instead of sleep
 it has no client CPU cost (the fault-free wall is 6.40 s against the stub's ~6.6 s), and every
 answer of a wave arrives at the same instant.
 
-Run:  python bench/sim_client_faults.py [--seeds 20] [--widths 64,256] [--oracle-hangs]
+Run:  python bench/sim_client_faults.py [--seeds 20] [--widths 64,256] [--oracle-hangs] [--why]
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class SimServer:
         self.answered: Counter[str] = Counter()
         self.requests = self.worked = 0
         self.first_sent: dict[str, float] = {}
+        self.sends: dict[str, list[tuple[float, float, str, str]]] = {}  # per prompt: (sent, ended, fault, outcome) of each send
         self._slots: asyncio.Semaphore | None = None
         self._work: set[asyncio.Task[Response | BackendError]] = set()
 
@@ -70,10 +71,19 @@ class SimServer:
         return [await self._one(r) for r in requests]
 
     async def _one(self, request: Request) -> Response | BackendError:
-        prompt = request.messages[-1][1]
+        prompt, loop = request.messages[-1][1], asyncio.get_running_loop()
         self.requests += 1
-        self.first_sent.setdefault(prompt, asyncio.get_running_loop().time())
+        self.first_sent.setdefault(prompt, loop.time())
         kind = self.rng.choice(KINDS) if self.rng.random() < self.rate else None
+        sent, outcome = loop.time(), "cancelled (the other send answered)"
+        try:
+            answer = await self._answer(prompt, kind)
+            outcome = "answer" if isinstance(answer, Response) else type(answer).__name__
+            return answer
+        finally:
+            self.sends.setdefault(prompt, []).append((sent, loop.time(), kind or "no fault", outcome))
+
+    async def _answer(self, prompt: str, kind: str | None) -> Response | BackendError:
         work = asyncio.ensure_future(self._serve(prompt, kind))  # the server goes on when the client leaves
         self._work.add(work)
         work.add_done_callback(self._work.discard)
@@ -127,8 +137,10 @@ def simulate(width: int, rate: float, seed: int, n: int = 2000, **kw: Any) -> di
         wall, ok = loop.run_until_complete(run())
     finally:
         loop.close()
+    last = max(server.sends, key=lambda p: max(end for _, end, _, outcome in server.sends[p] if outcome == "answer"))
     return {"wall": wall, "answered": ok, "duplicates": sum(c - 1 for c in server.answered.values()), "sends": server.requests,
-            "worked": server.worked, "last_first_send": max(server.first_sent.values()), "copies": getattr(client, "hedged_sends", 0)}
+            "worked": server.worked, "last_first_send": max(server.first_sent.values()), "copies": getattr(client, "hedged_sends", 0),
+            "last_prompt": sorted(server.sends[last])}
 
 
 def main() -> None:
@@ -136,6 +148,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20, help="fault sequences per width")
     parser.add_argument("--widths", default="64,256")
     parser.add_argument("--oracle-hangs", action="store_true", help="hangs fail at once (a bound no client can reach)")
+    parser.add_argument("--why", action="store_true", help="for each run over 1.5x, the sends of the prompt answered last")
     args = parser.parse_args()
     logging.disable(logging.CRITICAL)  # the client logs every retry
     for width in (int(w) for w in args.widths.split(",")):
@@ -143,6 +156,11 @@ def main() -> None:
         runs = [simulate(width, 0.2, seed, oracle_hangs=args.oracle_hangs) for seed in range(args.seeds)]
         assert all(r["answered"] == 2000 for r in runs)
         ratios = sorted(r["wall"] / clean for r in runs)
+        if args.why:
+            for seed, r in enumerate(runs):
+                if r["wall"] / clean > 1.5:
+                    sends = "; ".join(f"{a:.2f}-{b:.2f} s {kind}: {outcome}" for a, b, kind, outcome in r["last_prompt"])
+                    print(f"{width} in flight, seed {seed}, {r['wall'] / clean:.3f}x: the prompt answered last: {sends}")
         print(f"{width} in flight: fault-free {clean:.2f} s; with 20% faults over {len(runs)} fault seeds: median {statistics.median(ratios):.3f}x, "
               f"max {ratios[-1]:.3f}x, over 1.5x in {sum(x > 1.5 for x in ratios)}; duplicates after success {sum(r['duplicates'] for r in runs)}; "
               f"last first send at {statistics.median(r['last_first_send'] for r in runs):.2f} s (median)")
