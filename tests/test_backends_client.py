@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,3 +225,33 @@ def test_make_client_from_config(tmp_path: Path) -> None:
     assert client.concurrency == 2 and client.max_retries == 1 and client.cache is not None
     run(client, [req("a")])
     assert len(client.cache) == 1
+
+
+def test_the_next_send_goes_out_before_the_last_answer_is_written_down(tmp_path: Path) -> None:
+    """A send's window slot is free once its answers are in, before its bookkeeping (the cache
+    commit, the accounting), so with one slot the next request is sent before the previous answer
+    is committed; each answer is still durable before it is counted."""
+    events: list[str] = []
+
+    class Recording(RequestCache):
+        def put_many(self, entries: list[Any]) -> None:
+            events.append("commit " + ",".join(sorted(e.response.text for e in entries)))
+            super().put_many(entries)
+
+    class Backend:
+        name, model, batch_size = "rec", "m", 1
+
+        async def generate(self, requests: list[Request]) -> list[Response | BackendError]:
+            prompt = requests[0].messages[-1][1]
+            events.append(f"send {prompt}")
+            await asyncio.sleep(0.001)
+            return [Response(text=prompt, completion_tokens=1)]
+
+        async def aclose(self) -> None:
+            pass
+
+    client = Client(Backend(), concurrency=1, adaptive=False, cache=Recording(tmp_path / "c.sqlite"))
+    answers = client.complete_sync([req(f"q{i}") for i in range(3)])
+    assert [a.text for a in answers if isinstance(a, Response)] == ["q0", "q1", "q2"]
+    assert events.index("send q1") < events.index("commit q0") and events.index("send q2") < events.index("commit q1")
+    assert client.usage.completion_tokens == 3 and len(client.cache) == 3  # type: ignore[arg-type]
