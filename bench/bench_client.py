@@ -156,6 +156,44 @@ async def synthloop(url: str, reqs: list[Request], in_flight: int, cache: Path, 
     return sum(isinstance(a, Response) for a in answers)
 
 
+class TimedBackend(OpenAICompatBackend):
+    """Records when the first request went out and the last answer came in."""
+
+    first = last = 0.0
+
+    async def _one(self, request: Request) -> Response | Any:
+        self.first = self.first or time.perf_counter()
+        answer = await super()._one(request)
+        self.last = time.perf_counter()
+        return answer
+
+
+def phases(n: int, latency: float, width: int, tmp: Path, runs: int = 3) -> None:
+    """Where a short run's fixed costs go: the client's real path (cache, window, accounting),
+    its phases timed in-process against the stub."""
+    with stub(latency) as url:
+        timed(lambda: raw_aiohttp(url, requests_for(50, "warm"), 8))
+        for k in range(runs):
+            async def one(k: int = k) -> str:
+                t0 = time.perf_counter()
+                backend = TimedBackend(url, "stub", timeout_s=10 * latency / 1000 + 1, max_connections=width)
+                cache = RequestCache(tmp / f"phases{k}.sqlite")
+                t1 = time.perf_counter()
+                client = Client(backend, concurrency=width, cache=cache, max_retries=8, backoff_base=0.05, backoff_max=1.0)
+                await client.complete(requests_for(n, f"phases{k}"))
+                t2 = time.perf_counter()
+                await backend.aclose()
+                t3 = time.perf_counter()
+                cache.close()
+                t4 = time.perf_counter()
+                ms = lambda a, b: f"{1000 * (b - a):.0f} ms"  # noqa: E731
+                return (f"phases at {latency:.0f} ms, {width} in flight, {n} prompts: cache open {ms(t0, t1)}, to the first send "
+                        f"{ms(t1, backend.first)}, sending {ms(backend.first, backend.last)} (at the limit: {1000 * n / (SLOTS / latency * 1000):.0f} ms), "
+                        f"complete() returns {ms(backend.last, t2)} after the last answer, connections closed in {ms(t2, t3)}, cache closed in {ms(t3, t4)}")
+
+            print(asyncio.run(one()), flush=True)
+
+
 def run_rows(n: int, latencies: list[float], widths: list[int], tmp: Path) -> list[Row]:
     rows: list[Row] = []
     for latency in latencies:
@@ -361,8 +399,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 ms only, 64 in flight (a smoke run)")
     parser.add_argument("--fault-timeout", type=float, default=1.0, help="client timeout in the fault runs (hangs last 30 s); at least 2x the queueing")
-    parser.add_argument("--only", choices=["throughput", "faults", "stream"],
-                        help="only the fault-free throughput matrix, only the fault rows, or only the whole streaming run")
+    parser.add_argument("--only", choices=["throughput", "faults", "stream", "phases"],
+                        help="only the fault-free throughput matrix, only the fault rows, only the whole streaming run, or only "
+                             "the phases of synthloop's short runs (50 ms, 256 in flight: where the fixed costs go)")
     parser.add_argument("--runs", type=int, default=3, help="rounds of the fault rows per width (interleaved)")
     parser.add_argument("--seeds", help="the fault rows' seeds, one round each (e.g. 0,0,0: one sequence again); default 0..runs-1")
     parser.add_argument("--widths", default="64,256", help="requests in flight of the fault rows")
@@ -373,6 +412,9 @@ def main() -> None:
     pin(not args.no_pin)
     latencies, widths = ([200.0], [64]) if args.quick else ([200.0, 50.0], [64, 256])
     with tempfile.TemporaryDirectory() as tmp:
+        if args.only == "phases":
+            phases(args.requests, 50.0, 256, Path(tmp))
+            return
         if args.only == "faults":
             load = os.getloadavg()[0]
             seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
