@@ -227,10 +227,11 @@ def test_make_client_from_config(tmp_path: Path) -> None:
     assert len(client.cache) == 1
 
 
-def test_the_next_send_goes_out_before_the_last_answer_is_written_down(tmp_path: Path) -> None:
-    """A send's window slot is free once its answers are in, before its bookkeeping (the cache
-    commit, the accounting), so with one slot the next request is sent before the previous answer
-    is committed; each answer is still durable before it is counted."""
+def test_an_answer_is_committed_before_the_send_that_takes_its_slot_goes_out(tmp_path: Path) -> None:
+    """What bounds the requests a kill -9 makes a resume send twice to those in flight
+    (tests/test_resume.py): a send's window slot goes to the next send only once its answers are
+    committed (answers of one loop tick share a transaction). Freeing the slot before the commit
+    was measured (+0.013 of the limit at 64 in flight, 50 ms) and dropped for this."""
     events: list[str] = []
 
     class Recording(RequestCache):
@@ -253,5 +254,4 @@ def test_the_next_send_goes_out_before_the_last_answer_is_written_down(tmp_path:
     client = Client(Backend(), concurrency=1, adaptive=False, cache=Recording(tmp_path / "c.sqlite"))
     answers = client.complete_sync([req(f"q{i}") for i in range(3)])
     assert [a.text for a in answers if isinstance(a, Response)] == ["q0", "q1", "q2"]
-    assert events.index("send q1") < events.index("commit q0") and events.index("send q2") < events.index("commit q1")
-    assert client.usage.completion_tokens == 3 and len(client.cache) == 3  # type: ignore[arg-type]
+    assert events == ["send q0", "commit q0", "send q1", "commit q1", "send q2", "commit q2"]
