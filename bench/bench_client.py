@@ -19,7 +19,7 @@ chunk: requests in flight sampled every 5 ms over the run, the local engine (str
 the old per-chunk barrier (each chunk through every stage and committed before the next starts),
 measured in the same run.
 
-Run:  python bench/bench_client.py [--requests 2000] [--quick] [--only throughput|faults|stream] [--runs 3]
+Run:  python bench/bench_client.py [--requests 2000] [--quick] [--only throughput|faults|stream|phases|turnaround] [--runs 3]
       [--seeds 0,0,0 --widths 256]  (the fault rows: which fault sequences, at which widths)
 """
 
@@ -102,7 +102,7 @@ def pin(on: bool) -> None:
     print(f"stub on CPU {sorted(PIN[0])}, client on CPU {sorted(PIN[1])}" if PIN else "stub and client share every CPU")
 
 
-def stats(base_url: str) -> dict[str, int]:
+def stats(base_url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{base_url}/stats") as reply:  # 127.0.0.1 only
         return dict(json.loads(reply.read()))
 
@@ -145,10 +145,15 @@ async def plain_httpx(url: str, reqs: list[Request], in_flight: int) -> int:
         return sum(await asyncio.gather(*(one(r) for r in reqs)))
 
 
+def bench_client(backend: OpenAICompatBackend, in_flight: int, cache: RequestCache) -> Client:
+    """The client every synthloop row measures: the cache on, 8 retries, 50 ms backoff base."""
+    return Client(backend, concurrency=in_flight, cache=cache, max_retries=8, backoff_base=0.05, backoff_max=1.0)
+
+
 async def synthloop(url: str, reqs: list[Request], in_flight: int, cache: Path, timeout_s: float, counts: dict[str, int] | None = None) -> int:
     """The real path: Client (cache, window, retries, accounting) + OpenAICompatBackend."""
     backend = OpenAICompatBackend(url, "stub", timeout_s=timeout_s, max_connections=in_flight)
-    client = Client(backend, concurrency=in_flight, cache=RequestCache(cache), max_retries=8, backoff_base=0.05, backoff_max=1.0)
+    client = bench_client(backend, in_flight, RequestCache(cache))
     async with client:
         answers = await client.complete(reqs)
     if counts is not None:
@@ -179,7 +184,7 @@ def phases(n: int, latency: float, width: int, tmp: Path, runs: int = 3) -> None
                 backend = TimedBackend(url, "stub", timeout_s=10 * latency / 1000 + 1, max_connections=width)
                 cache = RequestCache(tmp / f"phases{k}.sqlite")
                 t1 = time.perf_counter()
-                client = Client(backend, concurrency=width, cache=cache, max_retries=8, backoff_base=0.05, backoff_max=1.0)
+                client = bench_client(backend, width, cache)
                 await client.complete(requests_for(n, f"phases{k}"))
                 t2 = time.perf_counter()
                 await backend.aclose()
@@ -192,6 +197,33 @@ def phases(n: int, latency: float, width: int, tmp: Path, runs: int = 3) -> None
                         f"complete() returns {ms(backend.last, t2)} after the last answer, connections closed in {ms(t2, t3)}, cache closed in {ms(t3, t4)}")
 
             print(asyncio.run(one()), flush=True)
+
+
+def turnaround(n: int, latency: float, width: int, tmp: Path, runs: int = 2) -> None:
+    """Why the closed loop (as many requests in flight as the stub has slots) stays under the
+    limit: the stub's own timer lateness, and the turnaround it sees on each connection (its reply
+    written -> that connection's next request read), for raw aiohttp and synthloop, each on a fresh stub."""
+
+    async def lateness() -> list[float]:
+        out = []
+        for _ in range(40):
+            t = time.perf_counter()
+            await asyncio.sleep(latency / 1000)
+            out.append(1000 * (time.perf_counter() - t) - latency)
+        return sorted(out)
+
+    late = asyncio.run(lateness())
+    print(f"asyncio.sleep({latency / 1000:g}) here wakes {late[len(late) // 2]:.2f} ms late (median; worst {late[-1]:.2f} ms)")
+    for k in range(runs):
+        for name in ("raw aiohttp", "synthloop"):
+            with stub(latency) as url:
+                reqs = requests_for(n, f"turn-{name}-{k}")
+                cache = tmp / f"turn{k}.sqlite"
+                ok, wall, _ = timed(lambda r=reqs, c=cache, raw=name == "raw aiohttp":
+                                    raw_aiohttp(url, r, width) if raw else synthloop(url, r, width, c, 10 * latency / 1000 + 1))
+                s = stats(url)
+            print(f"{name:12} {latency:.0f} ms, {width} in flight, {n} prompts: {ok / wall / (SLOTS / latency * 1000):.3f} of the limit; "
+                  f"the stub saw a turnaround of {s['turnaround_ms_p50']:.1f} ms median, {s['turnaround_ms_p90']:.1f} ms at the 90th percentile")
 
 
 def run_rows(n: int, latencies: list[float], widths: list[int], tmp: Path) -> list[Row]:
@@ -249,7 +281,8 @@ def fault_rows(n: int, latency: float, widths: list[int], tmp: Path, timeout_s: 
                     cache, mine = tmp / f"f{width}-{rate}-{i}.sqlite", {} if rate == 0 else counts
                     ok, wall, cpu = timed(lambda w=width, c=cache, t=timeout, m=mine: synthloop(url, requests_for(n, "f"), w, c, t, m))
                     s = stats(url)
-                measured[rate] = Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, s["requests"], s["duplicates_after_success"], s["worked"])
+                measured[rate] = Row(f"synthloop, {int(rate * 100)}% faults", latency, width, ok, wall, cpu, int(s["requests"]),
+                                     int(s["duplicates_after_success"]), int(s["worked"]))
             out.append(FaultRun(raw, measured[0.0], measured[0.2], counts, os.getloadavg()[0], seed))
     return out
 
@@ -399,9 +432,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 ms only, 64 in flight (a smoke run)")
     parser.add_argument("--fault-timeout", type=float, default=1.0, help="client timeout in the fault runs (hangs last 30 s); at least 2x the queueing")
-    parser.add_argument("--only", choices=["throughput", "faults", "stream", "phases"],
-                        help="only the fault-free throughput matrix, only the fault rows, only the whole streaming run, or only "
-                             "the phases of synthloop's short runs (50 ms, 256 in flight: where the fixed costs go)")
+    parser.add_argument("--only", choices=["throughput", "faults", "stream", "phases", "turnaround"],
+                        help="only the fault-free throughput matrix, only the fault rows, only the whole streaming run, only "
+                             "the phases of synthloop's short runs (50 ms, 256 in flight: where the fixed costs go), or only "
+                             "the closed loop's turnaround (50 ms, 64 in flight)")
     parser.add_argument("--runs", type=int, default=3, help="rounds of the fault rows per width (interleaved)")
     parser.add_argument("--seeds", help="the fault rows' seeds, one round each (e.g. 0,0,0: one sequence again); default 0..runs-1")
     parser.add_argument("--widths", default="64,256", help="requests in flight of the fault rows")
@@ -414,6 +448,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.only == "phases":
             phases(args.requests, 50.0, 256, Path(tmp))
+            return
+        if args.only == "turnaround":
+            turnaround(args.requests, 50.0, 64, Path(tmp))
             return
         if args.only == "faults":
             load = os.getloadavg()[0]

@@ -13,7 +13,7 @@ Virtual time: an event loop whose clock jumps to the next timer instead of sleep
 it has no client CPU cost (the fault-free wall is 6.40 s against the stub's ~6.6 s), and every
 answer of a wave arrives at the same instant.
 
-Run:  python bench/sim_client_faults.py [--seeds 20] [--widths 64,256] [--oracle-hangs] [--why]
+Run:  python bench/sim_client_faults.py [--seeds 20] [--widths 64,256] [--oracle-hangs] [--why] [--max-copies 4]
 """
 
 from __future__ import annotations
@@ -149,7 +149,12 @@ def main() -> None:
     parser.add_argument("--widths", default="64,256")
     parser.add_argument("--oracle-hangs", action="store_true", help="hangs fail at once (a bound no client can reach)")
     parser.add_argument("--why", action="store_true", help="for each run over 1.5x, the sends of the prompt answered last")
+    parser.add_argument("--max-copies", type=int, help="copies a stalled send may get (the client's `_Slot.max_copies`, 2)")
     args = parser.parse_args()
+    if args.max_copies is not None:
+        from synthloop.backends.client import _Slot
+
+        _Slot.max_copies = args.max_copies
     logging.disable(logging.CRITICAL)  # the client logs every retry
     for width in (int(w) for w in args.widths.split(",")):
         clean = simulate(width, 0.0, 0)["wall"]

@@ -114,6 +114,16 @@ def test_connections_are_reused() -> None:
         assert stub.count == 12 and 1 <= stub.connections <= 2
 
 
+def test_stub_counts_each_connections_turnaround() -> None:
+    """Reply written -> the next request read on that connection: one per reuse, in `stats()`."""
+    with OpenAIStub(responder=lambda body: "ok") as stub:
+        client = Client(OpenAICompatBackend(stub.base_url, "m", max_connections=1), concurrency=1)
+        client.complete_sync([req(f"q{i}") for i in range(4)])
+        assert stub.connections == 1 and len(stub.turnarounds) == 3 and all(t >= 0 for t in stub.turnarounds)
+        stats = stub.stats()
+    assert 0 < stats["turnaround_ms_p50"] <= stats["turnaround_ms_p90"] < 1000
+
+
 def test_models_endpoint() -> None:
     with OpenAIStub(model="tiny") as stub:
         data = httpx.get(f"{stub.base_url}/models").json()

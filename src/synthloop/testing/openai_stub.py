@@ -127,6 +127,9 @@ class OpenAIStub:
         self.limited = 0  # 429s sent because of max_in_flight
         self.worked = 0  # requests that held a slot: the server's real work
         self.answered: Counter[str] = Counter()  # successful answers per last-message content
+        # seconds from a reply written to the next request's head read on that connection: the
+        # client's turnaround, a slot left idle when the client sends as many requests as there are slots
+        self.turnarounds: list[float] = []
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", port), backlog=1024)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,10 +157,13 @@ class OpenAIStub:
         with self._lock:
             return len(set(self.peers))
 
-    def stats(self) -> dict[str, int]:
-        """Counts a bench in another process reads through `GET /v1/stats`."""
+    def stats(self) -> dict[str, float]:
+        """Counts a bench in another process reads through `GET /v1/stats` (turnarounds in ms)."""
         with self._lock:
+            turn = sorted(self.turnarounds)
             return {
+                "turnaround_ms_p50": round(1000 * turn[len(turn) // 2], 2) if turn else 0.0,
+                "turnaround_ms_p90": round(1000 * turn[9 * len(turn) // 10], 2) if turn else 0.0,
                 "requests": len(self.requests),
                 "peak_in_flight": self.peak_in_flight,
                 "limited": self.limited,
@@ -205,17 +211,22 @@ class OpenAIStub:
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = writer.get_extra_info("peername")[:2]
+        replied: list[float] = []  # when this connection's last reply was written
         try:
-            while await self._one_request(reader, writer, peer):
-                pass
+            while await self._one_request(reader, writer, peer, replied):
+                replied[:] = [asyncio.get_running_loop().time()]
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away (e.g. it timed out): nothing to do
         finally:
             writer.close()
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]) -> bool:
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int],
+                           replied: list[float]) -> bool:
         """Read and answer one request; False when the connection should close."""
         head = await reader.readuntil(b"\r\n\r\n")
+        if replied:
+            with self._lock:
+                self.turnarounds.append(asyncio.get_running_loop().time() - replied[0])
         lines = head.decode("latin-1").split("\r\n")
         method, path = (lines[0].split(" ") + ["", ""])[:2]
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
@@ -268,12 +279,11 @@ class OpenAIStub:
         """Hold one of the server's slots for `latency_s`, queueing when all are busy (`Slots`)."""
         with self._lock:
             self.worked += 1
-        loop = asyncio.get_running_loop()
         if self._slots is None:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             return
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         await asyncio.sleep(self._slots.book(now) - now)
 
     async def _reply(self, writer: asyncio.StreamWriter, body: Body, fault: Fault | None) -> bool:
